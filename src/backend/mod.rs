@@ -1,0 +1,149 @@
+//! The database side of the pool: a [`Backend`] opens connections, a
+//! [`Connection`] runs statements. One file per database; [`AnyBackend`]
+//! chooses among them by the URL's scheme.
+
+use crate::config::{ConnectOptions, ParsedUrl};
+use crate::error::{Error, Result};
+use crate::value::{ResultSet, Value};
+
+pub mod mysql;
+pub mod postgres;
+pub mod sqlite;
+
+/// Opens connections to one database. Shared by every thread of a pool.
+pub trait Backend: Send + Sync + 'static {
+    type Conn: Connection;
+
+    /// Open a new connection, run `init_sql`, bounded by `connect_timeout`.
+    /// A failure is `POOL_ERR_CONNECT` with the driver's reason (never a
+    /// password). Called without the pool's lock held.
+    fn connect(&self) -> Result<Self::Conn>;
+
+    /// A short name for logs: `sqlite`, `postgres`, `mysql`.
+    fn name(&self) -> &'static str;
+}
+
+/// One open connection. Used by one thread at a time (the pool guarantees
+/// it), never while the pool's lock is held.
+pub trait Connection: Send + 'static {
+    /// A check with no I/O: whether the connection is known to be closed or
+    /// broken (closed socket, unknown transaction state, a lost link seen by
+    /// an earlier call).
+    fn is_closed(&mut self) -> bool;
+
+    /// A liveness probe with a round trip (PostgreSQL `SELECT 1`, MySQL
+    /// ping; SQLite touches the handle).
+    fn ping(&mut self) -> Result<()>;
+
+    /// Whether a transaction is (or may be) open, so release must roll back.
+    /// Without I/O where the backend can tell.
+    fn in_transaction(&mut self) -> bool;
+
+    /// Run a statement; the number of rows it changed.
+    fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64>;
+
+    /// Run a statement and materialise its rows.
+    fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<ResultSet>;
+
+    fn begin(&mut self) -> Result<()>;
+    fn commit(&mut self) -> Result<()>;
+    fn rollback(&mut self) -> Result<()>;
+
+    /// Close, telling the server. Called without the pool's lock.
+    fn close(self)
+    where
+        Self: Sized,
+    {
+        drop(self)
+    }
+}
+
+/// Any of the three backends, chosen by the URL's scheme.
+pub enum AnyBackend {
+    Sqlite(sqlite::SqliteBackend),
+    Postgres(postgres::PostgresBackend),
+    Mysql(mysql::MysqlBackend),
+}
+
+/// A connection of any backend.
+pub enum AnyConn {
+    Sqlite(sqlite::SqliteConn),
+    Postgres(postgres::PostgresConn),
+    Mysql(mysql::MysqlConn),
+}
+
+impl AnyBackend {
+    /// Build the backend a parsed URL names; pool options are already out
+    /// of `url.params`, and every remaining parameter must be the driver's.
+    pub fn from_url(url: &ParsedUrl) -> Result<AnyBackend> {
+        let connect: &ConnectOptions = &url.connect;
+        match url.scheme.as_str() {
+            "sqlite" | "sqlite3" => Ok(AnyBackend::Sqlite(sqlite::SqliteBackend::new(url, connect)?)),
+            "postgres" | "postgresql" => Ok(AnyBackend::Postgres(postgres::PostgresBackend::new(url, connect)?)),
+            "mysql" | "mariadb" => Ok(AnyBackend::Mysql(mysql::MysqlBackend::new(url, connect)?)),
+            other => Err(Error::config(format!(
+                "unsupported URL scheme '{other}:' (expected sqlite:, postgres://, postgresql://, mysql:// or mariadb://)"
+            ))),
+        }
+    }
+}
+
+macro_rules! each_conn {
+    ($self:expr, $c:ident => $body:expr) => {
+        match $self {
+            AnyConn::Sqlite($c) => $body,
+            AnyConn::Postgres($c) => $body,
+            AnyConn::Mysql($c) => $body,
+        }
+    };
+}
+
+impl Backend for AnyBackend {
+    type Conn = AnyConn;
+
+    fn connect(&self) -> Result<AnyConn> {
+        match self {
+            AnyBackend::Sqlite(b) => b.connect().map(AnyConn::Sqlite),
+            AnyBackend::Postgres(b) => b.connect().map(AnyConn::Postgres),
+            AnyBackend::Mysql(b) => b.connect().map(AnyConn::Mysql),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            AnyBackend::Sqlite(b) => b.name(),
+            AnyBackend::Postgres(b) => b.name(),
+            AnyBackend::Mysql(b) => b.name(),
+        }
+    }
+}
+
+impl Connection for AnyConn {
+    fn is_closed(&mut self) -> bool {
+        each_conn!(self, c => c.is_closed())
+    }
+    fn ping(&mut self) -> Result<()> {
+        each_conn!(self, c => c.ping())
+    }
+    fn in_transaction(&mut self) -> bool {
+        each_conn!(self, c => c.in_transaction())
+    }
+    fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
+        each_conn!(self, c => c.execute(sql, params))
+    }
+    fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<ResultSet> {
+        each_conn!(self, c => c.query(sql, params))
+    }
+    fn begin(&mut self) -> Result<()> {
+        each_conn!(self, c => c.begin())
+    }
+    fn commit(&mut self) -> Result<()> {
+        each_conn!(self, c => c.commit())
+    }
+    fn rollback(&mut self) -> Result<()> {
+        each_conn!(self, c => c.rollback())
+    }
+    fn close(self) {
+        each_conn!(self, c => c.close())
+    }
+}

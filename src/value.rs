@@ -1,0 +1,342 @@
+//! Parameters going in and materialised results coming out, shared by every
+//! backend. A [`ResultSet`] is built once by a backend through
+//! [`ResultBuilder`] and then only read, like libpq's `PGresult`: every cell
+//! keeps its text form (the bytes the database's own client library prints),
+//! NUL-terminated, plus the native value where there is one.
+
+use crate::error::{Error, Result};
+
+/// A statement parameter, borrowed from the caller for the call's duration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Null,
+    Int(i64),
+    Double(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+/// What a cell natively holds. `Numeric` is an exact decimal kept as text
+/// (PostgreSQL numeric, MySQL decimal); `Other` is any type read as text only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Null = 0,
+    Int = 1,
+    Double = 2,
+    Text = 3,
+    Blob = 4,
+    Numeric = 5,
+    Other = 6,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    kind: Kind,
+    /// i64 for Int, f64 bits for Double.
+    num: u64,
+    /// Text form: offset and length in `data` (a NUL follows).
+    text: (usize, usize),
+    /// Binary form (Blob only, when it differs from the text form).
+    bin: Option<(usize, usize)>,
+}
+
+/// A materialised query result: column names and rows of cells.
+#[derive(Debug, Clone, Default)]
+pub struct ResultSet {
+    columns: Vec<String>,
+    /// NUL-terminated copies of the column names, for the C ABI.
+    column_cstrs: Vec<std::ffi::CString>,
+    cells: Vec<Cell>,
+    data: Vec<u8>,
+    rows_affected: u64,
+}
+
+/// Builds a [`ResultSet`] row by row: call a `push_*` once per column, then
+/// `end_row`.
+pub struct ResultBuilder {
+    set: ResultSet,
+    in_row: usize,
+}
+
+impl ResultBuilder {
+    pub fn new(columns: Vec<String>) -> ResultBuilder {
+        let column_cstrs = columns
+            .iter()
+            .map(|c| std::ffi::CString::new(c.replace('\0', "")).unwrap_or_default())
+            .collect();
+        ResultBuilder {
+            set: ResultSet { columns, column_cstrs, ..ResultSet::default() },
+            in_row: 0,
+        }
+    }
+
+    fn store(&mut self, bytes: &[u8]) -> (usize, usize) {
+        let off = self.set.data.len();
+        self.set.data.extend_from_slice(bytes);
+        self.set.data.push(0);
+        (off, bytes.len())
+    }
+
+    fn push(&mut self, kind: Kind, num: u64, text: &[u8], bin: Option<&[u8]>) {
+        let text = self.store(text);
+        let bin = bin.map(|b| self.store(b));
+        self.set.cells.push(Cell { kind, num, text, bin });
+        self.in_row += 1;
+    }
+
+    pub fn push_null(&mut self) {
+        self.push(Kind::Null, 0, b"", None);
+    }
+
+    /// An integer; its text form is the decimal number.
+    pub fn push_int(&mut self, v: i64) {
+        let text = v.to_string();
+        self.push(Kind::Int, v as u64, text.as_bytes(), None);
+    }
+
+    /// A floating value with the text form the database's client prints.
+    pub fn push_double(&mut self, v: f64, text: &str) {
+        self.push(Kind::Double, v.to_bits(), text.as_bytes(), None);
+    }
+
+    pub fn push_text(&mut self, text: &[u8]) {
+        self.push(Kind::Text, 0, text, None);
+    }
+
+    /// An exact decimal in text form (numeric, decimal, unsigned > i64::MAX).
+    pub fn push_numeric(&mut self, text: &str) {
+        self.push(Kind::Numeric, 0, text.as_bytes(), None);
+    }
+
+    /// Binary data: `bytes` is what the blob getter gives, `text` what the
+    /// text getter gives (PostgreSQL bytea prints as `\x...`; SQLite and
+    /// MariaDB print the bytes themselves, so pass `None`).
+    pub fn push_blob(&mut self, bytes: &[u8], text: Option<&[u8]>) {
+        match text {
+            None => self.push(Kind::Blob, 0, bytes, None),
+            Some(t) => self.push(Kind::Blob, 0, t, Some(bytes)),
+        }
+    }
+
+    /// Any other type, known only by its text form.
+    pub fn push_other(&mut self, text: &[u8]) {
+        self.push(Kind::Other, 0, text, None);
+    }
+
+    pub fn end_row(&mut self) {
+        debug_assert_eq!(self.in_row, self.set.columns.len(), "row has the wrong number of cells");
+        self.in_row = 0;
+    }
+
+    pub fn set_rows_affected(&mut self, n: u64) {
+        self.set.rows_affected = n;
+    }
+
+    pub fn finish(self) -> ResultSet {
+        self.set
+    }
+}
+
+impl ResultSet {
+    pub fn rows(&self) -> usize {
+        if self.columns.is_empty() {
+            0
+        } else {
+            self.cells.len() / self.columns.len()
+        }
+    }
+
+    pub fn columns(&self) -> usize {
+        self.columns.len()
+    }
+
+    pub fn rows_affected(&self) -> u64 {
+        self.rows_affected
+    }
+
+    pub fn column_name(&self, col: usize) -> Result<&str> {
+        self.columns
+            .get(col)
+            .map(|s| s.as_str())
+            .ok_or_else(|| Error::invalid_argument(format!("column {col} out of range (result has {} columns)", self.columns.len())))
+    }
+
+    /// The column name as a NUL-terminated string, for the C ABI.
+    pub fn column_name_cstr(&self, col: usize) -> Result<&std::ffi::CStr> {
+        self.column_name(col)?;
+        Ok(&self.column_cstrs[col])
+    }
+
+    fn cell(&self, row: usize, col: usize) -> Result<&Cell> {
+        let (rows, cols) = (self.rows(), self.columns());
+        if row >= rows || col >= cols {
+            return Err(Error::invalid_argument(format!(
+                "cell ({row}, {col}) out of range (result has {rows} rows and {cols} columns)"
+            )));
+        }
+        Ok(&self.cells[row * cols + col])
+    }
+
+    pub fn kind(&self, row: usize, col: usize) -> Result<Kind> {
+        Ok(self.cell(row, col)?.kind)
+    }
+
+    pub fn is_null(&self, row: usize, col: usize) -> Result<bool> {
+        Ok(self.cell(row, col)?.kind == Kind::Null)
+    }
+
+    fn slice(&self, (off, len): (usize, usize)) -> &[u8] {
+        &self.data[off..off + len]
+    }
+
+    fn null_error(&self, row: usize, col: usize, what: &str) -> Error {
+        Error::conversion(format!("cell ({row}, {col}) is NULL, which has no {what} value"))
+    }
+
+    /// The text form: the bytes the database's client library prints, with
+    /// a NUL after them (`text_with_nul`).
+    pub fn text(&self, row: usize, col: usize) -> Result<&[u8]> {
+        let c = self.cell(row, col)?;
+        if c.kind == Kind::Null {
+            return Err(self.null_error(row, col, "text"));
+        }
+        Ok(self.slice(c.text))
+    }
+
+    /// The text form followed by its NUL terminator.
+    pub fn text_with_nul(&self, row: usize, col: usize) -> Result<&[u8]> {
+        let c = self.cell(row, col)?;
+        if c.kind == Kind::Null {
+            return Err(self.null_error(row, col, "text"));
+        }
+        Ok(&self.data[c.text.0..c.text.0 + c.text.1 + 1])
+    }
+
+    /// The raw bytes of a binary value; for any other kind, its text form.
+    pub fn blob(&self, row: usize, col: usize) -> Result<&[u8]> {
+        let c = self.cell(row, col)?;
+        match (c.kind, c.bin) {
+            (Kind::Null, _) => Err(self.null_error(row, col, "blob")),
+            (_, Some(bin)) => Ok(self.slice(bin)),
+            (_, None) => Ok(self.slice(c.text)),
+        }
+    }
+
+    /// Integers of any width, and numeric or text that hold an exact integer
+    /// in range.
+    pub fn int64(&self, row: usize, col: usize) -> Result<i64> {
+        let c = self.cell(row, col)?;
+        match c.kind {
+            Kind::Null => Err(self.null_error(row, col, "integer")),
+            Kind::Int => Ok(c.num as i64),
+            Kind::Double | Kind::Blob => Err(self.conversion_error(row, col, c, "an integer")),
+            Kind::Text | Kind::Numeric | Kind::Other => {
+                let s = std::str::from_utf8(self.slice(c.text)).map_err(|_| self.conversion_error(row, col, c, "an integer"))?;
+                parse_exact_int(s).ok_or_else(|| self.conversion_error(row, col, c, "an integer"))
+            }
+        }
+    }
+
+    /// Floating values, integers, and numeric or text that hold a number.
+    pub fn double(&self, row: usize, col: usize) -> Result<f64> {
+        let c = self.cell(row, col)?;
+        match c.kind {
+            Kind::Null => Err(self.null_error(row, col, "floating")),
+            Kind::Double => Ok(f64::from_bits(c.num)),
+            Kind::Int => Ok(c.num as i64 as f64),
+            Kind::Blob => Err(self.conversion_error(row, col, c, "a floating value")),
+            Kind::Text | Kind::Numeric | Kind::Other => {
+                let s = std::str::from_utf8(self.slice(c.text)).map_err(|_| self.conversion_error(row, col, c, "a floating value"))?;
+                parse_double(s).ok_or_else(|| self.conversion_error(row, col, c, "a floating value"))
+            }
+        }
+    }
+
+    fn conversion_error(&self, row: usize, col: usize, c: &Cell, what: &str) -> Error {
+        let text = String::from_utf8_lossy(self.slice(c.text));
+        let shown: String = text.chars().take(40).collect();
+        let ellipsis = if text.chars().count() > 40 { "..." } else { "" };
+        Error::conversion(format!(
+            "cell ({row}, {col}) of kind {:?} holding '{shown}{ellipsis}' cannot be read as {what}",
+            c.kind
+        ))
+    }
+}
+
+/// An exact integer: optional sign, digits, optionally a fraction of zeros
+/// (`12.000` from a numeric column) and nothing else.
+fn parse_exact_int(s: &str) -> Option<i64> {
+    let (int_part, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (s, None),
+    };
+    if let Some(f) = frac {
+        if !f.bytes().all(|b| b == b'0') {
+            return None;
+        }
+    }
+    let digits = int_part.strip_prefix(['-', '+']).unwrap_or(int_part);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    int_part.parse::<i64>().ok()
+}
+
+fn parse_double(s: &str) -> Option<f64> {
+    match s {
+        "NaN" => Some(f64::NAN),
+        "Infinity" | "inf" => Some(f64::INFINITY),
+        "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
+        _ => {
+            let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
+            if ok {
+                s.parse::<f64>().ok()
+            } else {
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ResultSet {
+        let mut b = ResultBuilder::new(vec!["a".into(), "b".into()]);
+        b.push_int(-42);
+        b.push_text(b"12.000");
+        b.end_row();
+        b.push_null();
+        b.push_blob(b"\x00\x01", Some(b"\\x0001"));
+        b.end_row();
+        b.finish()
+    }
+
+    #[test]
+    fn getters_convert_and_refuse() {
+        let r = sample();
+        assert_eq!((r.rows(), r.columns()), (2, 2));
+        assert_eq!(r.int64(0, 0).unwrap(), -42);
+        assert_eq!(r.text(0, 0).unwrap(), b"-42");
+        assert_eq!(r.text_with_nul(0, 0).unwrap(), b"-42\0");
+        assert_eq!(r.int64(0, 1).unwrap(), 12);
+        assert_eq!(r.double(0, 1).unwrap(), 12.0);
+        assert_eq!(r.int64(1, 0).unwrap_err().status, crate::Status::POOL_ERR_CONVERSION);
+        assert!(r.is_null(1, 0).unwrap());
+        assert_eq!(r.blob(1, 1).unwrap(), b"\x00\x01");
+        assert_eq!(r.text(1, 1).unwrap(), b"\\x0001");
+        assert_eq!(r.text(2, 0).unwrap_err().status, crate::Status::POOL_ERR_INVALID_ARGUMENT);
+        assert_eq!(r.column_name(1).unwrap(), "b");
+        assert!(r.column_name(2).is_err());
+    }
+
+    #[test]
+    fn exact_int_parsing() {
+        assert_eq!(parse_exact_int("9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_exact_int("9223372036854775808"), None);
+        assert_eq!(parse_exact_int("1.5"), None);
+        assert_eq!(parse_exact_int(" 1"), None);
+        assert_eq!(parse_exact_int("-"), None);
+    }
+}
