@@ -1,36 +1,811 @@
-//! SCAFFOLD: replaced by the real sqlite backend before it lands.
+//! The SQLite backend, over rusqlite with the bundled SQLite (no system
+//! library needed).
+//!
+//! # URLs
+//!
+//! | URL | database |
+//! |---|---|
+//! | `sqlite:relative/path.db` | a file, relative to the process's working directory |
+//! | `sqlite:/abs/path.db` | an absolute path |
+//! | `sqlite:///abs/path.db` | an absolute path (empty host, three slashes) |
+//! | `sqlite:////abs/path.db` | also an absolute path (extra leading slashes collapse) |
+//! | `sqlite::memory:` | one in-memory database shared by the pool's connections |
+//!
+//! `sqlite://name...` (a non-empty host part) is refused with
+//! `POOL_ERR_CONFIG`: SQLite has no hosts, and guessing whether `name` was
+//! meant as a relative path or as the first component of an absolute one
+//! would silently open the wrong file. Write `sqlite:name` (relative) or
+//! `sqlite:///name` (absolute). `sqlite:` with no path is refused too. The
+//! path may carry `%XX` escapes (for `?`, `#` or `%` in a file name); `+` is
+//! a plus sign, not a space.
+//!
+//! # Options
+//!
+//! After the pool options are removed, these parameters remain valid:
+//!
+//! - SQLite's own URI parameters, passed through unchanged: `mode`
+//!   (`ro`, `rw`, `rwc`, `memory`), `cache` (`shared`, `private`), `vfs`,
+//!   `psow`, `nolock`, `immutable`, `modeof`. The database is opened with
+//!   `SQLITE_OPEN_URI` through a `file:` URI built from the path and these
+//!   parameters, %-escaped. `sqlite:missing.db?mode=ro` therefore fails to
+//!   connect instead of creating the file.
+//! - `busy_timeout`: seconds (fractions allowed, default 5) that a statement
+//!   waits on a locked database before failing with `SQLITE_BUSY`; applied
+//!   with `sqlite3_busy_timeout` on every connection. 0 = fail at once.
+//!
+//! Any other parameter is `POOL_ERR_CONFIG` naming it. `connect_timeout` has
+//! no meaning for SQLite and is ignored. `statement_cache=N` keeps the N most
+//! recently used prepared statements per connection (rusqlite's statement
+//! cache); 0 prepares every statement afresh.
+//!
+//! # `sqlite::memory:`
+//!
+//! The pool's connections share one database held by SQLite's `memdb` VFS,
+//! under a name unique to the backend (`file:/peepool-<pid>-<n>?vfs=memdb`;
+//! a name starting with `/` is shared within the process). The backend keeps
+//! one extra "keeper" connection open that never runs a statement, so the
+//! database survives `pool_close_idle` and lives exactly as long as the pool.
+//! Writers from several connections take SQLite's usual database locks, so
+//! a second writer waits up to `busy_timeout` instead of failing. In a child
+//! process after `fork()` the backend switches to a fresh, empty database
+//! (the parent's keeper is left alone, never closed in the child). `mode`,
+//! `vfs`, `modeof` and `immutable` cannot be combined with `:memory:`.
+//!
+//! # Values and errors
+//!
+//! Parameters bind positionally (`?`, `?N`, `$N`, `:name` are numbered by
+//! SQLite; the number of values must equal `sqlite3_bind_parameter_count`).
+//! Result cells keep SQLite's storage class: NULL, INTEGER (text form: the
+//! decimal number), REAL, TEXT and BLOB (text form: the bytes themselves).
+//! The text form of a REAL is exactly what `sqlite3_column_text` gives: it
+//! is rendered by SQLite's own printf with the format SQLite itself uses
+//! (`%!.17g` with SQLite's shortest-round-trip reduction in SQLite 3.54, so
+//! `0.1` -> `0.1`, `1.0` -> `1.0`, `1e300` -> `1.0e+300`, infinity -> `Inf`).
+//!
+//! Every error of a statement is `POOL_ERR_DATABASE` whose SQLSTATE
+//! (`pool_last_sqlstate()`) is SQLite's *extended result code* in decimal,
+//! e.g. `"2067"` for `SQLITE_CONSTRAINT_UNIQUE`, `"5"` for `SQLITE_BUSY`,
+//! `"1"` for a syntax error, `"25"` (`SQLITE_RANGE`) for a wrong number of
+//! parameters. `SQLITE_MISUSE` marks the connection broken, so the pool
+//! discards it. A failing `init_sql` is `POOL_ERR_CONNECT` with SQLite's
+//! message. `execute` also accepts a statement that returns rows (such as
+//! `PRAGMA journal_mode=WAL`), discarding them, and several statements
+//! separated by `;` when no parameters are given (then the count is every
+//! row they changed, triggers included).
+
+use std::ffi::{c_char, c_int};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{ffi, Connection as RawConnection, OpenFlags, Statement};
 
 use crate::backend::{Backend, Connection};
 use crate::config::{ConnectOptions, ParsedUrl};
 use crate::error::{Error, Result};
-use crate::value::{ResultSet, Value};
+use crate::value::{ResultBuilder, ResultSet, Value};
 
-pub struct SqliteBackend;
-pub struct SqliteConn;
+/// SQLite's URI parameters passed through to `sqlite3_open_v2`.
+const URI_PARAMS: &[&str] = &[
+    "mode",
+    "cache",
+    "vfs",
+    "psow",
+    "nolock",
+    "immutable",
+    "modeof",
+];
+/// Every driver parameter the SQLite backend accepts.
+const KNOWN_PARAMS: &[&str] = &[
+    "mode",
+    "cache",
+    "vfs",
+    "psow",
+    "nolock",
+    "immutable",
+    "modeof",
+    "busy_timeout",
+];
+/// URI parameters that make no sense with the pool's shared memory database.
+const NOT_WITH_MEMORY: &[&str] = &["mode", "vfs", "modeof", "immutable"];
+
+const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// `sqlite3_busy_timeout` takes milliseconds in a C int.
+const MAX_BUSY_TIMEOUT_SECS: f64 = (i32::MAX / 1000) as f64;
+
+/// SQLITE_RANGE: a parameter index out of range.
+const SQLSTATE_RANGE: &str = "25";
+/// SQLITE_MISUSE.
+const SQLSTATE_MISUSE: &str = "21";
+
+/// Makes every in-memory database name of this process unique.
+static MEMORY_COUNTER: AtomicU64 = AtomicU64::new(1);
+
+/// Opens connections to one SQLite database.
+pub struct SqliteBackend {
+    /// What to open: a file URI, or the shared memory database.
+    target: Target,
+    busy_timeout: Duration,
+    init_sql: Option<String>,
+    statement_cache: usize,
+}
+
+enum Target {
+    File {
+        /// The `file:` URI given to `sqlite3_open_v2`.
+        uri: String,
+        /// The path as the user wrote it, for messages.
+        shown: String,
+    },
+    Memory(Mutex<MemoryDb>),
+}
+
+/// The pool's private in-memory database.
+struct MemoryDb {
+    /// The process that opened `keeper`; another pid means we are in a
+    /// forked child.
+    pid: u32,
+    uri: String,
+    /// Never runs a statement; keeps the database alive while the backend is.
+    keeper: Option<RawConnection>,
+    /// URI parameters given by the user (cache, psow, nolock).
+    extra: Vec<(String, String)>,
+    /// `true` with the memdb VFS, `false` with the shared-cache fallback.
+    memdb: bool,
+}
+
+impl MemoryDb {
+    /// Open a fresh database under a new name, with its keeper.
+    fn create(extra: Vec<(String, String)>) -> Result<MemoryDb> {
+        let pid = std::process::id();
+        let n = MEMORY_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut params = vec![("vfs".to_string(), "memdb".to_string())];
+        params.extend(extra.iter().cloned());
+        let uri = build_uri(&format!("/peepool-{pid}-{n}"), &params);
+        match open_raw(&uri) {
+            Ok(keeper) => Ok(MemoryDb {
+                pid,
+                uri,
+                keeper: Some(keeper),
+                extra,
+                memdb: true,
+            }),
+            Err(memdb_err) => {
+                // Without the memdb VFS: a shared-cache memory database
+                // (table-level locks, SQLITE_LOCKED instead of waiting).
+                let mut params = vec![
+                    ("mode".to_string(), "memory".to_string()),
+                    ("cache".to_string(), "shared".to_string()),
+                ];
+                params.extend(extra.iter().filter(|(k, _)| k != "cache").cloned());
+                let uri = build_uri(&format!("peepool-mem-{pid}-{n}"), &params);
+                let keeper = open_raw(&uri).map_err(|e| {
+                    Error::connect(format!(
+                        "cannot open SQLite in-memory database: memdb: {}; shared cache: {}",
+                        describe(&memdb_err),
+                        describe(&e)
+                    ))
+                })?;
+                Ok(MemoryDb {
+                    pid,
+                    uri,
+                    keeper: Some(keeper),
+                    extra,
+                    memdb: false,
+                })
+            }
+        }
+    }
+}
 
 impl SqliteBackend {
-    pub fn new(_url: &ParsedUrl, _connect: &ConnectOptions) -> Result<SqliteBackend> {
-        Err(Error::config("the sqlite backend is not built yet"))
+    /// Check the URL and its options; opens nothing for a file database (the
+    /// keeper connection of `sqlite::memory:` is opened here).
+    pub fn new(url: &ParsedUrl, connect: &ConnectOptions) -> Result<SqliteBackend> {
+        url.check_params("sqlite", KNOWN_PARAMS)?;
+        let mut seen: Vec<&str> = Vec::new();
+        for (k, _) in &url.params {
+            if seen.contains(&k.as_str()) {
+                return Err(Error::config(format!("option '{k}' is given twice")));
+            }
+            seen.push(k);
+        }
+        let busy_timeout = match url.param("busy_timeout") {
+            None => DEFAULT_BUSY_TIMEOUT,
+            Some(v) => parse_busy_timeout(v)?,
+        };
+        let uri_params: Vec<(String, String)> = url
+            .params
+            .iter()
+            .filter(|(k, _)| URI_PARAMS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+
+        let target = if url.rest == ":memory:" {
+            if let Some((k, _)) = uri_params
+                .iter()
+                .find(|(k, _)| NOT_WITH_MEMORY.contains(&k.as_str()))
+            {
+                return Err(Error::config(format!(
+                    "option '{k}' cannot be used with sqlite::memory: (the pool's shared memory database)"
+                )));
+            }
+            Target::Memory(Mutex::new(MemoryDb::create(uri_params)?))
+        } else {
+            let path = parse_path(&url.rest)?;
+            Target::File {
+                uri: build_uri(&path, &uri_params),
+                shown: path,
+            }
+        };
+        Ok(SqliteBackend {
+            target,
+            busy_timeout,
+            init_sql: connect.init_sql.clone(),
+            statement_cache: connect.statement_cache,
+        })
+    }
+
+    /// Whether `sqlite::memory:` uses the memdb VFS (`false`: the
+    /// shared-cache fallback; `None`: a file database).
+    pub fn memory_uses_memdb(&self) -> Option<bool> {
+        match &self.target {
+            Target::File { .. } => None,
+            Target::Memory(m) => Some(m.lock().memdb),
+        }
+    }
+
+    /// The URI given to `sqlite3_open_v2` for new connections.
+    pub fn uri(&self) -> String {
+        match &self.target {
+            Target::File { uri, .. } => uri.clone(),
+            Target::Memory(m) => m.lock().uri.clone(),
+        }
+    }
+
+    /// The URI to open now, and the name to show in messages.
+    fn current_uri(&self) -> Result<(String, String)> {
+        match &self.target {
+            Target::File { uri, shown } => Ok((uri.clone(), format!("'{shown}'"))),
+            Target::Memory(m) => {
+                let mut db = m.lock();
+                if db.pid != std::process::id() {
+                    // A forked child: the parent's database is not ours. Leak
+                    // the copied keeper rather than close it here (its memory
+                    // and locks belong to the parent's image).
+                    let fresh = MemoryDb::create(db.extra.clone())?;
+                    let old = std::mem::replace(&mut *db, fresh);
+                    std::mem::forget(old);
+                }
+                Ok((db.uri.clone(), "sqlite::memory:".to_string()))
+            }
+        }
+    }
+}
+
+impl Drop for SqliteBackend {
+    fn drop(&mut self) {
+        if let Target::Memory(m) = &self.target {
+            let mut db = m.lock();
+            if db.pid != std::process::id() {
+                // Copied from the parent by fork(): not ours to close.
+                if let Some(k) = db.keeper.take() {
+                    std::mem::forget(k);
+                }
+            }
+        }
     }
 }
 
 impl Backend for SqliteBackend {
     type Conn = SqliteConn;
+
     fn connect(&self) -> Result<SqliteConn> {
-        Err(Error::connect("the sqlite backend is not built yet"))
+        let (uri, shown) = self.current_uri()?;
+        let conn = open_raw(&uri).map_err(|e| {
+            Error::connect(format!(
+                "cannot open SQLite database {shown}: {}",
+                describe(&e)
+            ))
+        })?;
+        conn.busy_timeout(self.busy_timeout).map_err(|e| {
+            Error::connect(format!(
+                "cannot set busy_timeout on SQLite database {shown}: {}",
+                describe(&e)
+            ))
+        })?;
+        conn.set_prepared_statement_cache_capacity(self.statement_cache);
+        if let Some(sql) = &self.init_sql {
+            if let Err(e) = conn.execute_batch(sql) {
+                let _ = conn.close();
+                return Err(Error::connect(format!(
+                    "init_sql failed on SQLite database {shown}: {}",
+                    describe(&e)
+                )));
+            }
+        }
+        Ok(SqliteConn {
+            conn,
+            cached: self.statement_cache > 0,
+            broken: false,
+        })
     }
+
     fn name(&self) -> &'static str {
         "sqlite"
     }
 }
 
+/// One SQLite connection.
+pub struct SqliteConn {
+    conn: RawConnection,
+    /// Use rusqlite's statement cache (`statement_cache` > 0).
+    cached: bool,
+    /// A fatal error (SQLITE_MISUSE) was seen: never reuse.
+    broken: bool,
+}
+
+impl SqliteConn {
+    fn check_usable(&self) -> Result<()> {
+        if self.broken {
+            Err(Error::database(
+                "the SQLite connection is unusable after an earlier SQLITE_MISUSE error",
+            )
+            .with_sqlstate(SQLSTATE_MISUSE))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Turn a rusqlite error into ours, marking the connection broken when
+    /// the handle can no longer be trusted.
+    fn fail(&mut self, e: rusqlite::Error) -> Error {
+        let err = db_error(&e);
+        if err
+            .sqlstate
+            .as_deref()
+            .and_then(|s| s.parse::<c_int>().ok())
+            .map(|c| c & 0xff)
+            == Some(ffi::SQLITE_MISUSE)
+        {
+            self.broken = true;
+        }
+        err
+    }
+
+    /// Prepare `sql` (through the cache when enabled), bind `params` and
+    /// hand the statement to `f`.
+    fn with_statement<R>(
+        &mut self,
+        sql: &str,
+        params: &[Value<'_>],
+        f: impl FnOnce(&mut Statement<'_>) -> rusqlite::Result<R>,
+    ) -> std::result::Result<R, StatementError> {
+        let run = |stmt: &mut Statement<'_>| -> std::result::Result<R, StatementError> {
+            bind(stmt, params)?;
+            f(stmt).map_err(StatementError::Sqlite)
+        };
+        if self.cached {
+            let mut stmt = self
+                .conn
+                .prepare_cached(sql)
+                .map_err(StatementError::Sqlite)?;
+            run(&mut stmt)
+        } else {
+            let mut stmt = self.conn.prepare(sql).map_err(StatementError::Sqlite)?;
+            run(&mut stmt)
+        }
+    }
+
+    /// Rows changed by the statement that just ran: `sqlite3_changes` when
+    /// the statement changed anything (total changes moved), else 0 — so a
+    /// SELECT or PRAGMA does not report the previous DML's count.
+    fn changes_since(&self, total_before: u64) -> u64 {
+        if self.conn.total_changes() != total_before {
+            self.conn.changes()
+        } else {
+            0
+        }
+    }
+
+    fn simple(&mut self, sql: &str) -> Result<()> {
+        self.check_usable()?;
+        match self.conn.execute_batch(sql) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
+/// An error from preparing, binding or running a statement.
+enum StatementError {
+    Sqlite(rusqlite::Error),
+    /// Already ours (a parameter count mismatch).
+    Ours(Error),
+}
+
+fn bind(stmt: &mut Statement<'_>, params: &[Value<'_>]) -> std::result::Result<(), StatementError> {
+    let expected = stmt.parameter_count();
+    if expected != params.len() {
+        return Err(StatementError::Ours(
+            Error::database(format!(
+                "the statement has {expected} parameter{} but {} value{} given",
+                if expected == 1 { "" } else { "s" },
+                params.len(),
+                if params.len() == 1 { " was" } else { "s were" }
+            ))
+            .with_sqlstate(SQLSTATE_RANGE),
+        ));
+    }
+    for (i, p) in params.iter().enumerate() {
+        let v = match *p {
+            Value::Null => ValueRef::Null,
+            Value::Int(n) => ValueRef::Integer(n),
+            Value::Double(d) => ValueRef::Real(d),
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        };
+        stmt.raw_bind_parameter(i + 1, ToSqlOutput::Borrowed(v))
+            .map_err(|e| match db_error(&e) {
+                mut err if err.status == crate::Status::POOL_ERR_DATABASE => {
+                    err.message = format!("parameter {}: {}", i + 1, err.message);
+                    StatementError::Ours(err)
+                }
+                err => StatementError::Ours(err),
+            })?;
+    }
+    Ok(())
+}
+
+fn column_names(stmt: &Statement<'_>) -> Vec<String> {
+    (0..stmt.column_count())
+        .map(|i| {
+            stmt.column_name(i)
+                .map(str::to_string)
+                .unwrap_or_else(|_| format!("column{}", i + 1))
+        })
+        .collect()
+}
+
+fn push_cell(b: &mut ResultBuilder, v: ValueRef<'_>) {
+    match v {
+        ValueRef::Null => b.push_null(),
+        ValueRef::Integer(n) => b.push_int(n),
+        ValueRef::Real(d) => b.push_double(d, &real_text(d)),
+        ValueRef::Text(t) => b.push_text(t),
+        ValueRef::Blob(bytes) => b.push_blob(bytes, None),
+    }
+}
+
 impl Connection for SqliteConn {
-    fn is_closed(&mut self) -> bool { true }
-    fn ping(&mut self) -> Result<()> { Err(Error::internal("scaffold")) }
-    fn in_transaction(&mut self) -> bool { false }
-    fn execute(&mut self, _sql: &str, _params: &[Value<'_>]) -> Result<u64> { Err(Error::internal("scaffold")) }
-    fn query(&mut self, _sql: &str, _params: &[Value<'_>]) -> Result<ResultSet> { Err(Error::internal("scaffold")) }
-    fn begin(&mut self) -> Result<()> { Err(Error::internal("scaffold")) }
-    fn commit(&mut self) -> Result<()> { Err(Error::internal("scaffold")) }
-    fn rollback(&mut self) -> Result<()> { Err(Error::internal("scaffold")) }
+    fn is_closed(&mut self) -> bool {
+        // Touch the handle (no I/O); only a fatal error closes an owned handle.
+        let _ = self.conn.is_autocommit();
+        self.broken
+    }
+
+    fn ping(&mut self) -> Result<()> {
+        self.check_usable()?;
+        let r = self
+            .conn
+            .prepare("SELECT 1")
+            .and_then(|mut s| s.query_row([], |row| row.get::<_, i64>(0)));
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    fn in_transaction(&mut self) -> bool {
+        !self.conn.is_autocommit()
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
+        self.check_usable()?;
+        let before = self.conn.total_changes();
+        let r = self.with_statement(sql, params, |stmt| {
+            let mut rows = stmt.raw_query();
+            while rows.next()?.is_some() {}
+            Ok(())
+        });
+        match r {
+            Ok(()) => Ok(self.changes_since(before)),
+            Err(StatementError::Sqlite(rusqlite::Error::Empty)) => Ok(0),
+            Err(StatementError::Sqlite(rusqlite::Error::MultipleStatement)) if params.is_empty() => {
+                match self.conn.execute_batch(sql) {
+                    Ok(()) => Ok(self.conn.total_changes().saturating_sub(before)),
+                    Err(e) => Err(self.fail(e)),
+                }
+            }
+            Err(StatementError::Sqlite(rusqlite::Error::MultipleStatement)) => Err(Error::database(
+                "several statements with parameters: execute takes one statement when parameters are given",
+            )
+            .with_sqlstate(ffi::SQLITE_ERROR.to_string())),
+            Err(StatementError::Sqlite(e)) => Err(self.fail(e)),
+            Err(StatementError::Ours(e)) => Err(e),
+        }
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<ResultSet> {
+        self.check_usable()?;
+        let before = self.conn.total_changes();
+        let r = self.with_statement(sql, params, |stmt| {
+            // Column names are taken from the running statement: a cached
+            // `SELECT *` may be re-prepared by SQLite after a schema change.
+            let mut builder: Option<ResultBuilder> = None;
+            {
+                let mut rows = stmt.raw_query();
+                while let Some(row) = rows.next()? {
+                    let s: &Statement<'_> = row.as_ref();
+                    let b = builder.get_or_insert_with(|| ResultBuilder::new(column_names(s)));
+                    for i in 0..s.column_count() {
+                        push_cell(b, row.get_ref(i)?);
+                    }
+                    b.end_row();
+                }
+            }
+            Ok(builder.unwrap_or_else(|| ResultBuilder::new(column_names(stmt))))
+        });
+        match r {
+            Ok(mut b) => {
+                b.set_rows_affected(self.changes_since(before));
+                Ok(b.finish())
+            }
+            Err(StatementError::Sqlite(rusqlite::Error::Empty)) => {
+                Ok(ResultBuilder::new(Vec::new()).finish())
+            }
+            Err(StatementError::Sqlite(rusqlite::Error::MultipleStatement)) => Err(
+                Error::database("several statements given: query takes exactly one")
+                    .with_sqlstate(ffi::SQLITE_ERROR.to_string()),
+            ),
+            Err(StatementError::Sqlite(e)) => Err(self.fail(e)),
+            Err(StatementError::Ours(e)) => Err(e),
+        }
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        self.simple("BEGIN")
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.simple("COMMIT")
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        self.simple("ROLLBACK")
+    }
+
+    fn close(self) {
+        let _ = self.conn.close();
+    }
+}
+
+/// Open a connection on a `file:` URI.
+fn open_raw(uri: &str) -> rusqlite::Result<RawConnection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    RawConnection::open_with_flags(uri, flags)
+}
+
+/// The database path of a URL's `rest`: see the module documentation.
+fn parse_path(rest: &str) -> Result<String> {
+    let path = match rest.strip_prefix("//") {
+        Some(after) if after.starts_with('/') => after,
+        Some("") => return Err(Error::config("malformed URL 'sqlite://': no database path (write sqlite:///abs/path.db or sqlite:rel/path.db)")),
+        Some(after) => {
+            return Err(Error::config(format!(
+                "malformed URL 'sqlite://{after}': SQLite URLs have no host; write 'sqlite:{after}' for a relative path or 'sqlite:///{after}' for an absolute one"
+            )))
+        }
+        None => rest,
+    };
+    if path.is_empty() {
+        return Err(Error::config("malformed URL 'sqlite:': no database path (write sqlite:path.db, sqlite:///abs/path.db or sqlite::memory:)"));
+    }
+    let decoded = decode_path(path)?;
+    if decoded.contains('\0') {
+        return Err(Error::config(
+            "malformed URL: the SQLite path contains a NUL byte",
+        ));
+    }
+    // `//x` would become a URI authority: collapse leading slashes.
+    let trimmed = decoded.trim_start_matches('/');
+    Ok(if trimmed.len() < decoded.len() {
+        format!("/{trimmed}")
+    } else {
+        decoded
+    })
+}
+
+/// `%XX` escapes only (`+` stays a plus sign in a file name).
+fn decode_path(s: &str) -> Result<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| {
+                    Error::config(format!(
+                        "malformed URL: bad %-escape in the SQLite path '{s}'"
+                    ))
+                })?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| {
+        Error::config(format!(
+            "malformed URL: the SQLite path '{s}' does not decode to UTF-8"
+        ))
+    })
+}
+
+/// `%XX` for every byte a SQLite URI might read specially.
+fn escape_uri(s: &str, out: &mut String) {
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+/// `file:<path>?k=v&...`, every part %-escaped.
+fn build_uri(path: &str, params: &[(String, String)]) -> String {
+    let mut uri = String::from("file:");
+    escape_uri(path, &mut uri);
+    for (i, (k, v)) in params.iter().enumerate() {
+        uri.push(if i == 0 { '?' } else { '&' });
+        escape_uri(k, &mut uri);
+        uri.push('=');
+        escape_uri(v, &mut uri);
+    }
+    uri
+}
+
+fn parse_busy_timeout(v: &str) -> Result<Duration> {
+    let secs: f64 = v.trim().parse().map_err(|_| {
+        Error::config(format!(
+            "option 'busy_timeout' must be a number of seconds, got '{v}'"
+        ))
+    })?;
+    if !secs.is_finite() || !(0.0..=MAX_BUSY_TIMEOUT_SECS).contains(&secs) {
+        return Err(Error::config(format!(
+            "option 'busy_timeout' must be a number of seconds in [0, {MAX_BUSY_TIMEOUT_SECS}], got '{v}'"
+        )));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// SQLite's message for an error, with its extended code when it has one.
+fn describe(e: &rusqlite::Error) -> String {
+    let err = db_error(e);
+    match err.sqlstate {
+        Some(code) => format!("{} (SQLite code {code})", err.message),
+        None => err.message,
+    }
+}
+
+/// A rusqlite error as `POOL_ERR_DATABASE` with SQLite's extended result
+/// code as the SQLSTATE.
+fn db_error(e: &rusqlite::Error) -> Error {
+    use rusqlite::Error as E;
+    match e {
+        E::SqliteFailure(code, msg) => {
+            let message = match msg {
+                Some(m) => m.clone(),
+                None => errstr(code.extended_code),
+            };
+            Error::database(message).with_sqlstate(code.extended_code.to_string())
+        }
+        E::SqlInputError {
+            error, msg, offset, ..
+        } => {
+            let message = if *offset >= 0 {
+                format!("{msg} (at offset {offset})")
+            } else {
+                msg.clone()
+            };
+            Error::database(message).with_sqlstate(error.extended_code.to_string())
+        }
+        E::InvalidParameterCount(given, expected) => Error::database(format!(
+            "the statement has {expected} parameters but {given} values were given"
+        ))
+        .with_sqlstate(SQLSTATE_RANGE),
+        E::Empty => Error::database("the SQL text holds no statement")
+            .with_sqlstate(ffi::SQLITE_MISUSE.to_string()),
+        E::MultipleStatement => Error::database("several statements given where one was expected")
+            .with_sqlstate(ffi::SQLITE_ERROR.to_string()),
+        E::NulError(_) => Error::invalid_argument("the SQL text contains a NUL byte"),
+        E::Utf8Error(..) => Error::conversion(e.to_string()),
+        other => Error::database(other.to_string()),
+    }
+}
+
+/// `sqlite3_errstr` for a result code.
+fn errstr(code: c_int) -> String {
+    // SAFETY: sqlite3_errstr returns a static NUL-terminated string for any code.
+    let p = unsafe { ffi::sqlite3_errstr(code) };
+    if p.is_null() {
+        return format!("SQLite error {code}");
+    }
+    // SAFETY: non-NULL, static, NUL-terminated.
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The text `sqlite3_column_text` gives for a REAL: SQLite renders it with
+/// `"%!.*g"` and the connection's FP_DIGITS (17 unless changed with
+/// `SQLITE_DBCONFIG_FP_DIGITS`, which peepool never does). SQLite's own
+/// printf is used, so the digits are exactly SQLite's.
+pub fn real_text(v: f64) -> String {
+    let mut buf = [0u8; 64];
+    // SAFETY: sqlite3_snprintf writes at most buf.len() bytes including the
+    // terminating NUL; the format takes exactly one double argument.
+    unsafe {
+        ffi::sqlite3_snprintf(
+            buf.len() as c_int,
+            buf.as_mut_ptr() as *mut c_char,
+            c"%!.17g".as_ptr(),
+            v,
+        );
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(parse_path("rel/a.db").unwrap(), "rel/a.db");
+        assert_eq!(parse_path("/abs/a.db").unwrap(), "/abs/a.db");
+        assert_eq!(parse_path("///abs/a.db").unwrap(), "/abs/a.db");
+        assert_eq!(parse_path("////abs/a.db").unwrap(), "/abs/a.db");
+        assert_eq!(parse_path("a%3Fb%25c+d.db").unwrap(), "a?b%c+d.db");
+        assert!(parse_path("//host/a.db").is_err());
+        assert!(parse_path("//").is_err());
+        assert!(parse_path("").is_err());
+        assert!(parse_path("a%2").is_err());
+    }
+
+    #[test]
+    fn uris_are_escaped() {
+        assert_eq!(build_uri("a?b#c d.db", &[]), "file:a%3Fb%23c%20d.db");
+        assert_eq!(
+            build_uri(
+                "/x.db",
+                &[
+                    ("mode".into(), "ro".into()),
+                    ("vfs".into(), "unix-dotfile".into())
+                ]
+            ),
+            "file:/x.db?mode=ro&vfs=unix-dotfile"
+        );
+    }
+
+    #[test]
+    #[allow(clippy::approx_constant)]
+    fn real_text_matches_known_forms() {
+        assert_eq!(real_text(1.0), "1.0");
+        assert_eq!(real_text(0.1), "0.1");
+        assert_eq!(real_text(1e300), "1.0e+300");
+        assert_eq!(real_text(3.14159), "3.14159");
+        assert_eq!(real_text(f64::INFINITY), "Inf");
+        assert_eq!(real_text(f64::NEG_INFINITY), "-Inf");
+    }
 }
