@@ -58,7 +58,10 @@ impl Default for PoolOptions {
 impl PoolOptions {
     /// Whether any option needs the maintenance thread.
     pub fn needs_maintenance(&self) -> bool {
-        self.min_connections > 0 || self.stale_timeout.is_some() || self.idle_timeout.is_some() || self.leak_threshold.is_some()
+        self.min_connections > 0
+            || self.stale_timeout.is_some()
+            || self.idle_timeout.is_some()
+            || self.leak_threshold.is_some()
     }
 }
 
@@ -75,7 +78,11 @@ pub struct ConnectOptions {
 
 impl Default for ConnectOptions {
     fn default() -> ConnectOptions {
-        ConnectOptions { connect_timeout: None, init_sql: None, statement_cache: 64 }
+        ConnectOptions {
+            connect_timeout: None,
+            init_sql: None,
+            statement_cache: 64,
+        }
     }
 }
 
@@ -110,10 +117,22 @@ pub const POOL_OPTION_NAMES: &[&str] = &[
 
 impl ParsedUrl {
     pub fn parse(url: &str) -> Result<ParsedUrl> {
-        let colon = url.find(':').ok_or_else(|| Error::config(format!("malformed URL '{}': no scheme (expected sqlite:, postgres:// or mysql://)", redact(url))))?;
+        let colon = url.find(':').ok_or_else(|| {
+            Error::config(format!(
+                "malformed URL '{}': no scheme (expected sqlite:, postgres:// or mysql://)",
+                redact(url)
+            ))
+        })?;
         let scheme = url[..colon].to_ascii_lowercase();
-        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.') {
-            return Err(Error::config(format!("malformed URL '{}': bad scheme", redact(url))));
+        if scheme.is_empty()
+            || !scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+        {
+            return Err(Error::config(format!(
+                "malformed URL '{}': bad scheme",
+                redact(url)
+            )));
         }
         let after = &url[colon + 1..];
         let (rest, query) = match after.find('?') {
@@ -130,8 +149,11 @@ impl ParsedUrl {
         let mut seen: Vec<String> = Vec::new();
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let key = percent_decode(k).map_err(|e| Error::config(format!("malformed URL: option name '{k}': {e}")))?;
-            let value = percent_decode(v).map_err(|e| Error::config(format!("malformed URL: value of option '{key}': {e}")))?;
+            let key = percent_decode(k)
+                .map_err(|e| Error::config(format!("malformed URL: option name '{k}': {e}")))?;
+            let value = percent_decode(v).map_err(|e| {
+                Error::config(format!("malformed URL: value of option '{key}': {e}"))
+            })?;
             if POOL_OPTION_NAMES.contains(&key.as_str()) {
                 if seen.contains(&key) {
                     return Err(Error::config(format!("option '{key}' is given twice")));
@@ -142,7 +164,9 @@ impl ParsedUrl {
                 parsed.params.push((key, value));
             }
         }
-        if parsed.pool.max_connections != 0 && parsed.pool.min_connections > parsed.pool.max_connections {
+        if parsed.pool.max_connections != 0
+            && parsed.pool.min_connections > parsed.pool.max_connections
+        {
             return Err(Error::config(format!(
                 "option 'min_connections' ({}) exceeds 'max_connections' ({})",
                 parsed.pool.min_connections, parsed.pool.max_connections
@@ -165,22 +189,31 @@ impl ParsedUrl {
             "stale_jitter" => {
                 let j = parse_number(key, value)?;
                 if !(0.0..1.0).contains(&j) {
-                    return Err(Error::config(format!("option 'stale_jitter' must be in [0, 1), got '{value}'")));
+                    return Err(Error::config(format!(
+                        "option 'stale_jitter' must be in [0, 1), got '{value}'"
+                    )));
                 }
                 p.stale_jitter = j;
             }
             "timeout" => {
-                p.timeout = if value.eq_ignore_ascii_case("inf") || value.eq_ignore_ascii_case("infinity") {
-                    WaitTimeout::Forever
-                } else {
-                    match parse_optional_seconds(key, value)? {
-                        None => WaitTimeout::Immediate,
-                        Some(d) => WaitTimeout::Wait(d),
+                p.timeout =
+                    if value.eq_ignore_ascii_case("inf") || value.eq_ignore_ascii_case("infinity") {
+                        WaitTimeout::Forever
+                    } else {
+                        match parse_optional_seconds(key, value)? {
+                            None => WaitTimeout::Immediate,
+                            Some(d) => WaitTimeout::Wait(d),
+                        }
                     }
-                }
             }
             "check_on_checkout" => p.check_on_checkout = parse_bool(key, value)?,
-            "init_sql" => c.init_sql = if value.trim().is_empty() { None } else { Some(value.to_string()) },
+            "init_sql" => {
+                c.init_sql = if value.trim().is_empty() {
+                    None
+                } else {
+                    Some(value.to_string())
+                }
+            }
             "statement_cache" => c.statement_cache = parse_count(key, value)?,
             _ => unreachable!("POOL_OPTION_NAMES and apply disagree on '{key}'"),
         }
@@ -189,7 +222,10 @@ impl ParsedUrl {
 
     /// The driver parameter with this name, if given.
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Refuse any driver parameter not in `known`, naming it.
@@ -213,7 +249,9 @@ fn parse_number(key: &str, value: &str) -> Result<f64> {
         .parse()
         .map_err(|_| Error::config(format!("option '{key}' must be a number, got '{value}'")))?;
     if !v.is_finite() || v < 0.0 {
-        return Err(Error::config(format!("option '{key}' must be a finite number >= 0, got '{value}'")));
+        return Err(Error::config(format!(
+            "option '{key}' must be a finite number >= 0, got '{value}'"
+        )));
     }
     Ok(v)
 }
@@ -221,11 +259,17 @@ fn parse_number(key: &str, value: &str) -> Result<f64> {
 fn parse_count(key: &str, value: &str) -> Result<usize> {
     let v = value.trim();
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::config(format!("option '{key}' must be a whole number >= 0, got '{value}'")));
+        return Err(Error::config(format!(
+            "option '{key}' must be a whole number >= 0, got '{value}'"
+        )));
     }
-    let n: u64 = v.parse().map_err(|_| Error::config(format!("option '{key}' is out of range: '{value}'")))?;
+    let n: u64 = v
+        .parse()
+        .map_err(|_| Error::config(format!("option '{key}' is out of range: '{value}'")))?;
     if n > 1_000_000 {
-        return Err(Error::config(format!("option '{key}' is out of range (at most 1000000): '{value}'")));
+        return Err(Error::config(format!(
+            "option '{key}' is out of range (at most 1000000): '{value}'"
+        )));
     }
     Ok(n as usize)
 }
@@ -234,7 +278,9 @@ fn parse_count(key: &str, value: &str) -> Result<usize> {
 fn parse_seconds(key: &str, value: &str) -> Result<Duration> {
     let v = parse_number(key, value)?;
     if v > 1e9 {
-        return Err(Error::config(format!("option '{key}' is out of range (at most 1e9 seconds): '{value}'")));
+        return Err(Error::config(format!(
+            "option '{key}' is out of range (at most 1e9 seconds): '{value}'"
+        )));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -249,7 +295,9 @@ fn parse_bool(key: &str, value: &str) -> Result<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "on" | "yes" => Ok(true),
         "false" | "0" | "off" | "no" => Ok(false),
-        _ => Err(Error::config(format!("option '{key}' must be true/false/1/0/on/off/yes/no, got '{value}'"))),
+        _ => Err(Error::config(format!(
+            "option '{key}' must be true/false/1/0/on/off/yes/no, got '{value}'"
+        ))),
     }
 }
 
@@ -263,7 +311,8 @@ pub fn percent_decode(s: &str) -> std::result::Result<String, String> {
             b'%' => {
                 let hex = bytes.get(i + 1..i + 3).ok_or("truncated %-escape")?;
                 let hex = std::str::from_utf8(hex).map_err(|_| "bad %-escape")?;
-                let b = u8::from_str_radix(hex, 16).map_err(|_| format!("bad %-escape '%{hex}'"))?;
+                let b =
+                    u8::from_str_radix(hex, 16).map_err(|_| format!("bad %-escape '%{hex}'"))?;
                 out.push(b);
                 i += 3;
             }
@@ -286,7 +335,9 @@ pub fn redact(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = out.find("://") {
         let auth_start = scheme_end + 3;
-        let auth_end = out[auth_start..].find(['/', '?']).map_or(out.len(), |i| auth_start + i);
+        let auth_end = out[auth_start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| auth_start + i);
         if let Some(at) = out[auth_start..auth_end].rfind('@') {
             let userinfo = &out[auth_start..auth_start + at];
             if let Some(colon) = userinfo.find(':') {
@@ -336,15 +387,23 @@ mod tests {
         assert_eq!(p.pool.max_connections, 32);
         assert_eq!(p.pool.stale_timeout, Some(Duration::from_secs(300)));
         assert_eq!(p.pool.timeout, WaitTimeout::Wait(Duration::from_secs(5)));
-        assert_eq!(p.params, vec![("sslmode".to_string(), "disable".to_string())]);
+        assert_eq!(
+            p.params,
+            vec![("sslmode".to_string(), "disable".to_string())]
+        );
     }
 
     #[test]
     fn timeout_forms() {
-        let t = |v: &str| ParsedUrl::parse(&format!("sqlite::memory:?timeout={v}")).map(|p| p.pool.timeout);
+        let t = |v: &str| {
+            ParsedUrl::parse(&format!("sqlite::memory:?timeout={v}")).map(|p| p.pool.timeout)
+        };
         assert_eq!(t("0").unwrap(), WaitTimeout::Immediate);
         assert_eq!(t("inf").unwrap(), WaitTimeout::Forever);
-        assert_eq!(t("0.25").unwrap(), WaitTimeout::Wait(Duration::from_millis(250)));
+        assert_eq!(
+            t("0.25").unwrap(),
+            WaitTimeout::Wait(Duration::from_millis(250))
+        );
         assert!(t("-1").is_err());
         assert!(t("nan").is_err());
         assert!(t("abc").is_err());
@@ -356,7 +415,10 @@ mod tests {
             ("sqlite:x.db?max_connections=-1", "max_connections"),
             ("sqlite:x.db?stale_jitter=1", "stale_jitter"),
             ("sqlite:x.db?check_on_checkout=maybe", "check_on_checkout"),
-            ("sqlite:x.db?max_connections=2&min_connections=3", "min_connections"),
+            (
+                "sqlite:x.db?max_connections=2&min_connections=3",
+                "min_connections",
+            ),
             ("sqlite:x.db?timeout=1&timeout=2", "timeout"),
         ] {
             let e = ParsedUrl::parse(url).unwrap_err();
@@ -367,8 +429,14 @@ mod tests {
 
     #[test]
     fn redact_hides_passwords() {
-        assert_eq!(redact("postgres://u:s3cret@h:5/db?x=1"), "postgres://u:****@h:5/db?x=1");
-        assert_eq!(redact("mysql://h/db?password=s3cret&a=b"), "mysql://h/db?password=****&a=b");
+        assert_eq!(
+            redact("postgres://u:s3cret@h:5/db?x=1"),
+            "postgres://u:****@h:5/db?x=1"
+        );
+        assert_eq!(
+            redact("mysql://h/db?password=s3cret&a=b"),
+            "mysql://h/db?password=****&a=b"
+        );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:****@h/db");
     }

@@ -86,7 +86,11 @@ pub struct Error {
 
 impl Error {
     pub fn new(status: Status, message: impl Into<String>) -> Error {
-        Error { status, message: message.into(), sqlstate: None }
+        Error {
+            status,
+            message: message.into(),
+            sqlstate: None,
+        }
     }
 
     pub fn with_sqlstate(mut self, sqlstate: impl Into<String>) -> Error {
@@ -122,7 +126,10 @@ impl Error {
     }
 
     pub fn busy() -> Error {
-        Error::new(Status::POOL_ERR_BUSY, "connection is in use by a call in another thread")
+        Error::new(
+            Status::POOL_ERR_BUSY,
+            "connection is in use by a call in another thread",
+        )
     }
 
     pub fn closed() -> Error {

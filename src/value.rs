@@ -65,7 +65,11 @@ impl ResultBuilder {
             .map(|c| std::ffi::CString::new(c.replace('\0', "")).unwrap_or_default())
             .collect();
         ResultBuilder {
-            set: ResultSet { columns, column_cstrs, ..ResultSet::default() },
+            set: ResultSet {
+                columns,
+                column_cstrs,
+                ..ResultSet::default()
+            },
             in_row: 0,
         }
     }
@@ -80,7 +84,12 @@ impl ResultBuilder {
     fn push(&mut self, kind: Kind, num: u64, text: &[u8], bin: Option<&[u8]>) {
         let text = self.store(text);
         let bin = bin.map(|b| self.store(b));
-        self.set.cells.push(Cell { kind, num, text, bin });
+        self.set.cells.push(Cell {
+            kind,
+            num,
+            text,
+            bin,
+        });
         self.in_row += 1;
     }
 
@@ -124,7 +133,11 @@ impl ResultBuilder {
     }
 
     pub fn end_row(&mut self) {
-        debug_assert_eq!(self.in_row, self.set.columns.len(), "row has the wrong number of cells");
+        debug_assert_eq!(
+            self.in_row,
+            self.set.columns.len(),
+            "row has the wrong number of cells"
+        );
         self.in_row = 0;
     }
 
@@ -155,10 +168,12 @@ impl ResultSet {
     }
 
     pub fn column_name(&self, col: usize) -> Result<&str> {
-        self.columns
-            .get(col)
-            .map(|s| s.as_str())
-            .ok_or_else(|| Error::invalid_argument(format!("column {col} out of range (result has {} columns)", self.columns.len())))
+        self.columns.get(col).map(|s| s.as_str()).ok_or_else(|| {
+            Error::invalid_argument(format!(
+                "column {col} out of range (result has {} columns)",
+                self.columns.len()
+            ))
+        })
     }
 
     /// The column name as a NUL-terminated string, for the C ABI.
@@ -190,7 +205,9 @@ impl ResultSet {
     }
 
     fn null_error(&self, row: usize, col: usize, what: &str) -> Error {
-        Error::conversion(format!("cell ({row}, {col}) is NULL, which has no {what} value"))
+        Error::conversion(format!(
+            "cell ({row}, {col}) is NULL, which has no {what} value"
+        ))
     }
 
     /// The text form: the bytes the database's client library prints, with
@@ -231,7 +248,8 @@ impl ResultSet {
             Kind::Int => Ok(c.num as i64),
             Kind::Double | Kind::Blob => Err(self.conversion_error(row, col, c, "an integer")),
             Kind::Text | Kind::Numeric | Kind::Other => {
-                let s = std::str::from_utf8(self.slice(c.text)).map_err(|_| self.conversion_error(row, col, c, "an integer"))?;
+                let s = std::str::from_utf8(self.slice(c.text))
+                    .map_err(|_| self.conversion_error(row, col, c, "an integer"))?;
                 parse_exact_int(s).ok_or_else(|| self.conversion_error(row, col, c, "an integer"))
             }
         }
@@ -246,8 +264,10 @@ impl ResultSet {
             Kind::Int => Ok(c.num as i64 as f64),
             Kind::Blob => Err(self.conversion_error(row, col, c, "a floating value")),
             Kind::Text | Kind::Numeric | Kind::Other => {
-                let s = std::str::from_utf8(self.slice(c.text)).map_err(|_| self.conversion_error(row, col, c, "a floating value"))?;
-                parse_double(s).ok_or_else(|| self.conversion_error(row, col, c, "a floating value"))
+                let s = std::str::from_utf8(self.slice(c.text))
+                    .map_err(|_| self.conversion_error(row, col, c, "a floating value"))?;
+                parse_double(s)
+                    .ok_or_else(|| self.conversion_error(row, col, c, "a floating value"))
             }
         }
     }
@@ -288,7 +308,9 @@ fn parse_double(s: &str) -> Option<f64> {
         "Infinity" | "inf" => Some(f64::INFINITY),
         "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
         _ => {
-            let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
+            let ok = !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
             if ok {
                 s.parse::<f64>().ok()
             } else {
@@ -322,11 +344,17 @@ mod tests {
         assert_eq!(r.text_with_nul(0, 0).unwrap(), b"-42\0");
         assert_eq!(r.int64(0, 1).unwrap(), 12);
         assert_eq!(r.double(0, 1).unwrap(), 12.0);
-        assert_eq!(r.int64(1, 0).unwrap_err().status, crate::Status::POOL_ERR_CONVERSION);
+        assert_eq!(
+            r.int64(1, 0).unwrap_err().status,
+            crate::Status::POOL_ERR_CONVERSION
+        );
         assert!(r.is_null(1, 0).unwrap());
         assert_eq!(r.blob(1, 1).unwrap(), b"\x00\x01");
         assert_eq!(r.text(1, 1).unwrap(), b"\\x0001");
-        assert_eq!(r.text(2, 0).unwrap_err().status, crate::Status::POOL_ERR_INVALID_ARGUMENT);
+        assert_eq!(
+            r.text(2, 0).unwrap_err().status,
+            crate::Status::POOL_ERR_INVALID_ARGUMENT
+        );
         assert_eq!(r.column_name(1).unwrap(), "b");
         assert!(r.column_name(2).is_err());
     }

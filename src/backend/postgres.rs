@@ -25,12 +25,28 @@ impl Backend for PostgresBackend {
 }
 
 impl Connection for PostgresConn {
-    fn is_closed(&mut self) -> bool { true }
-    fn ping(&mut self) -> Result<()> { Err(Error::internal("scaffold")) }
-    fn in_transaction(&mut self) -> bool { false }
-    fn execute(&mut self, _sql: &str, _params: &[Value<'_>]) -> Result<u64> { Err(Error::internal("scaffold")) }
-    fn query(&mut self, _sql: &str, _params: &[Value<'_>]) -> Result<ResultSet> { Err(Error::internal("scaffold")) }
-    fn begin(&mut self) -> Result<()> { Err(Error::internal("scaffold")) }
-    fn commit(&mut self) -> Result<()> { Err(Error::internal("scaffold")) }
-    fn rollback(&mut self) -> Result<()> { Err(Error::internal("scaffold")) }
+    fn is_closed(&mut self) -> bool {
+        true
+    }
+    fn ping(&mut self) -> Result<()> {
+        Err(Error::internal("scaffold"))
+    }
+    fn in_transaction(&mut self) -> bool {
+        false
+    }
+    fn execute(&mut self, _sql: &str, _params: &[Value<'_>]) -> Result<u64> {
+        Err(Error::internal("scaffold"))
+    }
+    fn query(&mut self, _sql: &str, _params: &[Value<'_>]) -> Result<ResultSet> {
+        Err(Error::internal("scaffold"))
+    }
+    fn begin(&mut self) -> Result<()> {
+        Err(Error::internal("scaffold"))
+    }
+    fn commit(&mut self) -> Result<()> {
+        Err(Error::internal("scaffold"))
+    }
+    fn rollback(&mut self) -> Result<()> {
+        Err(Error::internal("scaffold"))
+    }
 }
