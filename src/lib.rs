@@ -13,4 +13,5 @@ pub mod value;
 pub use backend::{AnyBackend, AnyConn, Backend, Connection};
 pub use config::{ConnectOptions, ParsedUrl, PoolOptions, WaitTimeout};
 pub use error::{Error, Result, Status};
+pub use pool::{ConnId, Level, Logger, Pool, PooledConn, Stats, WeakPool};
 pub use value::{Kind, ResultBuilder, ResultSet, Value};

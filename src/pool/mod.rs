@@ -1,1 +1,1279 @@
-//! SCAFFOLD: the pool core.
+//! The generic pool core: r2d2's shape with HikariCP's fairness.
+//!
+//! One `parking_lot::Mutex<State>` guards a slot table, a LIFO idle list and
+//! a FIFO queue of waiters. No driver call (connect, ping, is_closed,
+//! in_transaction, rollback, execute, close) ever runs under the lock: a
+//! connection is moved out of its slot while a call runs on it.
+//!
+//! Counting (what [`Stats`] reports): `open` is every connection the pool
+//! owns — idle, checked out, being checked or returned, condemned but not yet
+//! closed; connects still in progress are not in `open` but count against
+//! `max_connections` with it. `in_use = open - idle`. `waiting` is the number
+//! of threads queued in `connect`. `timeouts` counts every `connect` that
+//! ended in `POOL_ERR_EXHAUSTED` (at once or after waiting).
+//!
+//! No FFI and no SQL driver code lives here.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::backend::{Backend, Connection};
+use crate::config::{PoolOptions, WaitTimeout};
+use crate::error::{Error, Result, Status};
+use crate::value::{ResultSet, Value};
+
+mod clock;
+mod fork;
+pub(crate) mod log;
+mod maintenance;
+mod tag;
+mod thread;
+
+pub use log::{Level, Logger};
+
+use clock::{now_ns, ns, Rng};
+use log::{plog, Log};
+
+/// A connection handle: pool tag (bits 63..52, never 0), slot index
+/// (51..32) and generation (31..0, never 0). 0 is the null handle.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct ConnId(pub u64);
+
+const SLOT_BITS: u32 = 20;
+const MAX_SLOTS: usize = 1 << SLOT_BITS;
+
+impl ConnId {
+    pub const NULL: ConnId = ConnId(0);
+
+    fn new(tag: u32, slot: usize, gen: u32) -> ConnId {
+        ConnId(
+            ((tag as u64 & 0xfff) << 52)
+                | (((slot as u64) & (MAX_SLOTS as u64 - 1)) << 32)
+                | gen as u64,
+        )
+    }
+
+    pub fn pool_tag(self) -> u32 {
+        (self.0 >> 52) as u32
+    }
+
+    pub fn is_null(self) -> bool {
+        self.0 == 0
+    }
+
+    fn slot(self) -> usize {
+        ((self.0 >> 32) as usize) & (MAX_SLOTS - 1)
+    }
+
+    fn generation(self) -> u32 {
+        self.0 as u32
+    }
+}
+
+/// A snapshot of the pool's gauges and counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub max_connections: u64,
+    pub open: u64,
+    pub idle: u64,
+    pub in_use: u64,
+    pub waiting: u64,
+    pub opened_total: u64,
+    pub closed_total: u64,
+    pub closed_stale: u64,
+    pub closed_idle: u64,
+    pub closed_dead: u64,
+    pub closed_manual: u64,
+    pub closed_reclaimed: u64,
+    pub closed_cleared: u64,
+    pub checkouts: u64,
+    pub timeouts: u64,
+    pub wait_us_total: u64,
+    pub leaks: u64,
+}
+
+/// Why a connection was closed; each close is counted once, under one.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Reason {
+    /// Past its lifetime (`stale_timeout`).
+    Stale,
+    /// Idle longer than `idle_timeout`.
+    Idle,
+    /// Failed a check, a rollback, or lost its link.
+    Dead,
+    /// `manual_close`.
+    Manual,
+    /// `close_stale`.
+    Reclaimed,
+    /// `close_idle`, `close_all`, `shutdown`.
+    Cleared,
+}
+
+impl Reason {
+    fn name(self) -> &'static str {
+        match self {
+            Reason::Stale => "stale",
+            Reason::Idle => "idle",
+            Reason::Dead => "dead",
+            Reason::Manual => "manual",
+            Reason::Reclaimed => "reclaimed",
+            Reason::Cleared => "cleared",
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum SlotState {
+    /// No connection; on the free-slot list.
+    Free,
+    /// In the idle list, connection inside.
+    Idle,
+    /// Taken off the idle list (or made) for one checkout: being checked, or
+    /// granted to a waiter. Not in the idle list, not yet handed out.
+    Reserved,
+    /// Checked out; its id is valid.
+    InUse,
+    /// Being released: in_transaction/rollback run outside the lock.
+    Returning,
+}
+
+struct Slot<C> {
+    state: SlotState,
+    gen: u32,
+    conn: Option<Box<C>>,
+    /// Serial number for logs ("connection 7").
+    serial: u64,
+    opened_at: u64,
+    /// `u64::MAX` when there is no lifetime.
+    expires_at: u64,
+    returned_at: u64,
+    checked_out_at: u64,
+    holder: Option<Thread>,
+    /// A call is in flight on the connection (it is out of the slot).
+    busy: bool,
+    leak_reported: bool,
+    /// An earlier call lost the link: evict on release.
+    broken: bool,
+    /// Close when it comes back (close_all).
+    close_on_return: Option<Reason>,
+    /// Revoked while a call was in flight: the id is dead, close when the
+    /// call returns (close_stale, shutdown).
+    revoked: Option<Reason>,
+}
+
+impl<C> Slot<C> {
+    fn new(gen: u32) -> Slot<C> {
+        Slot {
+            state: SlotState::Free,
+            gen,
+            conn: None,
+            serial: 0,
+            opened_at: 0,
+            expires_at: u64::MAX,
+            returned_at: 0,
+            checked_out_at: 0,
+            holder: None,
+            busy: false,
+            leak_reported: false,
+            broken: false,
+            close_on_return: None,
+            revoked: None,
+        }
+    }
+}
+
+const GRANT_NONE: u64 = 0;
+const GRANT_PERMIT: u64 = 1;
+const GRANT_CLOSED: u64 = 2;
+const GRANT_SLOT_BASE: u64 = 3;
+
+/// A thread queued in `connect`. `grant` is written and read only under
+/// the pool's lock (the atomic is just for interior mutability).
+struct Waiter {
+    cv: Condvar,
+    grant: AtomicU64,
+}
+
+#[derive(Default)]
+struct Counters {
+    opened_total: u64,
+    closed_stale: u64,
+    closed_idle: u64,
+    closed_dead: u64,
+    closed_manual: u64,
+    closed_reclaimed: u64,
+    closed_cleared: u64,
+    checkouts: u64,
+    timeouts: u64,
+    wait_us_total: u64,
+    leaks: u64,
+}
+
+impl Counters {
+    fn count_close(&mut self, reason: Reason) {
+        match reason {
+            Reason::Stale => self.closed_stale += 1,
+            Reason::Idle => self.closed_idle += 1,
+            Reason::Dead => self.closed_dead += 1,
+            Reason::Manual => self.closed_manual += 1,
+            Reason::Reclaimed => self.closed_reclaimed += 1,
+            Reason::Cleared => self.closed_cleared += 1,
+        }
+    }
+
+    fn closed_total(&self) -> u64 {
+        self.closed_stale
+            + self.closed_idle
+            + self.closed_dead
+            + self.closed_manual
+            + self.closed_reclaimed
+            + self.closed_cleared
+    }
+}
+
+struct State<C> {
+    slots: Vec<Slot<C>>,
+    free_slots: Vec<u32>,
+    /// LIFO: the most recently returned is last.
+    idle: Vec<u32>,
+    waiters: VecDeque<Arc<Waiter>>,
+    /// Connections owned (see the module doc).
+    open: usize,
+    /// Connects in progress, counted against max_connections.
+    pending: usize,
+    closed: bool,
+    /// The fork generation this state belongs to.
+    fork_gen: u64,
+    rng: Rng,
+    next_serial: u64,
+    counters: Counters,
+    last_connect_error: Option<String>,
+}
+
+/// What `connect` does next.
+enum Next {
+    Search,
+    /// Check and hand out a Reserved slot.
+    Check(usize),
+    /// Open a new connection; `pending` already counts it.
+    Open,
+}
+
+pub(crate) struct Shared<B: Backend> {
+    backend: B,
+    options: PoolOptions,
+    tag: u32,
+    state: Mutex<State<B::Conn>>,
+    /// Wakes the maintenance thread (shutdown).
+    maint_cv: Condvar,
+    log: Log,
+    /// Fork generation last seen (fast check without the lock).
+    fork_gen: AtomicU64,
+    /// Serialises the after-fork reset in a child.
+    fork_fix: Mutex<()>,
+}
+
+/// A connection pool. Cheap to clone (an `Arc`); `Send + Sync`. Dropping
+/// the last clone shuts the pool down.
+pub struct Pool<B: Backend> {
+    handle: Arc<Handle<B>>,
+}
+
+/// Owns the pool's lifetime: its drop is the last `Pool` clone going away.
+struct Handle<B: Backend> {
+    shared: Arc<Shared<B>>,
+}
+
+impl<B: Backend> Drop for Handle<B> {
+    fn drop(&mut self) {
+        self.shared.shutdown();
+    }
+}
+
+/// A pool reference that does not keep it open.
+pub struct WeakPool<B: Backend> {
+    handle: Weak<Handle<B>>,
+}
+
+impl<B: Backend> Clone for WeakPool<B> {
+    fn clone(&self) -> Self {
+        WeakPool {
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl<B: Backend> WeakPool<B> {
+    pub fn upgrade(&self) -> Option<Pool<B>> {
+        self.handle.upgrade().map(|handle| Pool { handle })
+    }
+}
+
+impl<B: Backend> Clone for Pool<B> {
+    fn clone(&self) -> Self {
+        Pool {
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl<B: Backend> Drop for Shared<B> {
+    fn drop(&mut self) {
+        let st = self.state.get_mut();
+        for slot in st.slots.iter_mut() {
+            if let Some(c) = slot.conn.take() {
+                if st.fork_gen == fork::generation() {
+                    c.close();
+                } else {
+                    std::mem::forget(c);
+                }
+            }
+        }
+        tag::release(self.tag);
+    }
+}
+
+impl<B: Backend> Pool<B> {
+    /// Make a pool. Opens nothing itself; starts the maintenance thread
+    /// when `options.needs_maintenance()`.
+    pub fn new(backend: B, options: PoolOptions) -> Pool<B> {
+        fork::install();
+        let tag = tag::allocate();
+        let seed = now_ns() ^ ((tag as u64) << 40) ^ (&options as *const _ as u64);
+        let mut rng = Rng::new(seed);
+        // Random first generations make a dropped pool's ids unlikely to
+        // match a later pool that reuses its tag.
+        let _ = rng.next_u64();
+        let fork_gen = fork::generation();
+        let shared = Arc::new(Shared {
+            backend,
+            tag,
+            state: Mutex::new(State {
+                slots: Vec::new(),
+                free_slots: Vec::new(),
+                idle: Vec::new(),
+                waiters: VecDeque::new(),
+                open: 0,
+                pending: 0,
+                closed: false,
+                fork_gen,
+                rng,
+                next_serial: 1,
+                counters: Counters::default(),
+                last_connect_error: None,
+            }),
+            maint_cv: Condvar::new(),
+            log: Log::from_env(),
+            fork_gen: AtomicU64::new(fork_gen),
+            fork_fix: Mutex::new(()),
+            options,
+        });
+        if shared.options.needs_maintenance() {
+            maintenance::start(&shared);
+        }
+        Pool {
+            handle: Arc::new(Handle { shared }),
+        }
+    }
+
+    #[inline]
+    fn shared(&self) -> &Shared<B> {
+        &self.handle.shared
+    }
+
+    pub fn tag(&self) -> u32 {
+        self.shared().tag
+    }
+
+    pub fn downgrade(&self) -> WeakPool<B> {
+        WeakPool {
+            handle: Arc::downgrade(&self.handle),
+        }
+    }
+
+    pub fn options(&self) -> &PoolOptions {
+        &self.shared().options
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.shared().backend
+    }
+
+    /// Check out a connection: the most recently returned idle one, or a new
+    /// one; when full, wait as `options.timeout` says (FIFO, direct handoff).
+    pub fn connect(&self) -> Result<ConnId> {
+        self.shared().connect()
+    }
+
+    /// Give a connection back (rolled back if in a transaction).
+    pub fn release(&self, id: ConnId) -> Result<()> {
+        self.shared().release(id)
+    }
+
+    /// Close a checked-out connection for good instead of returning it.
+    pub fn manual_close(&self, id: ConnId) -> Result<()> {
+        self.shared().manual_close(id)
+    }
+
+    /// Close every idle connection; how many.
+    pub fn close_idle(&self) -> usize {
+        self.shared().close_idle()
+    }
+
+    /// Condemn connections checked out for `age` or longer: closed now, or
+    /// when the call in flight returns; their ids become invalid. How many.
+    pub fn close_stale(&self, age: Duration) -> usize {
+        self.shared().close_stale(age)
+    }
+
+    /// Close idle connections now and those in use when they come back.
+    pub fn close_all(&self) {
+        self.shared().close_all()
+    }
+
+    /// The calling thread's connection: the same id until `thread_release`
+    /// (or `release` of it); given back when the thread exits.
+    pub fn thread_connect(&self) -> Result<ConnId> {
+        let shared = &self.handle.shared;
+        let hook: Weak<dyn thread::ThreadHook> =
+            Arc::downgrade(shared) as Weak<dyn thread::ThreadHook>;
+        if let Some(id) = thread::get(shared.tag, &hook) {
+            if shared.is_valid(id) {
+                return Ok(id);
+            }
+            thread::take(shared.tag, &hook);
+        }
+        let id = shared.connect()?;
+        thread::set(shared.tag, hook, id);
+        Ok(id)
+    }
+
+    /// Give back the calling thread's connection; Ok when it holds none.
+    pub fn thread_release(&self) -> Result<()> {
+        let shared = &self.handle.shared;
+        let hook: Weak<dyn thread::ThreadHook> =
+            Arc::downgrade(shared) as Weak<dyn thread::ThreadHook>;
+        match thread::take(shared.tag, &hook) {
+            Some(id) if shared.is_valid(id) => shared.release(id),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared().stats()
+    }
+
+    /// Set (or with `None` remove) the log callback. Without one,
+    /// `PEEPOOL_LOG` (read when the pool was made) says what goes to stderr.
+    pub fn set_logger(&self, logger: Option<Logger>) {
+        self.shared().log.set_logger(logger)
+    }
+
+    /// Run `f` on the connection, outside the pool's lock. A second thread
+    /// meanwhile gets `POOL_ERR_BUSY`. An error that says the link is gone
+    /// marks the connection for eviction on release.
+    pub fn with_conn<R>(&self, id: ConnId, f: impl FnOnce(&mut B::Conn) -> Result<R>) -> Result<R> {
+        self.shared().with_conn(id, f)
+    }
+
+    pub fn execute(&self, id: ConnId, sql: &str, params: &[Value<'_>]) -> Result<u64> {
+        self.with_conn(id, |c| c.execute(sql, params))
+    }
+
+    pub fn query(&self, id: ConnId, sql: &str, params: &[Value<'_>]) -> Result<ResultSet> {
+        self.with_conn(id, |c| c.query(sql, params))
+    }
+
+    pub fn begin(&self, id: ConnId) -> Result<()> {
+        self.with_conn(id, |c| c.begin())
+    }
+
+    pub fn commit(&self, id: ConnId) -> Result<()> {
+        self.with_conn(id, |c| c.commit())
+    }
+
+    pub fn rollback(&self, id: ConnId) -> Result<()> {
+        self.with_conn(id, |c| c.rollback())
+    }
+
+    /// Close the pool: waiters get `POOL_ERR_CLOSED`, idle connections are
+    /// closed, checked-out ones revoked (closed now, or when the call in
+    /// flight returns), the maintenance thread stops. Idempotent.
+    pub fn shutdown(&self) {
+        self.shared().shutdown()
+    }
+
+    /// Check out a connection as an RAII guard that releases it on drop.
+    pub fn get(&self) -> Result<PooledConn<'_, B>> {
+        let id = self.connect()?;
+        Ok(PooledConn {
+            pool: self,
+            id,
+            done: false,
+        })
+    }
+}
+
+/// A checked-out connection for Rust users; released when dropped.
+pub struct PooledConn<'a, B: Backend> {
+    pool: &'a Pool<B>,
+    id: ConnId,
+    done: bool,
+}
+
+impl<B: Backend> PooledConn<'_, B> {
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    pub fn execute(&self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
+        self.pool.execute(self.id, sql, params)
+    }
+
+    pub fn query(&self, sql: &str, params: &[Value<'_>]) -> Result<ResultSet> {
+        self.pool.query(self.id, sql, params)
+    }
+
+    pub fn begin(&self) -> Result<()> {
+        self.pool.begin(self.id)
+    }
+
+    pub fn commit(&self) -> Result<()> {
+        self.pool.commit(self.id)
+    }
+
+    pub fn rollback(&self) -> Result<()> {
+        self.pool.rollback(self.id)
+    }
+
+    /// Run `f` on the underlying connection.
+    pub fn with_conn<R>(&self, f: impl FnOnce(&mut B::Conn) -> Result<R>) -> Result<R> {
+        self.pool.with_conn(self.id, f)
+    }
+
+    /// Close the connection for good instead of returning it.
+    pub fn close_for_good(mut self) -> Result<()> {
+        self.done = true;
+        self.pool.manual_close(self.id)
+    }
+}
+
+impl<B: Backend> Drop for PooledConn<'_, B> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.pool.release(self.id);
+        }
+    }
+}
+
+impl<B: Backend> thread::ThreadHook for Shared<B> {
+    fn release_from_thread(&self, id: ConnId) {
+        let _ = self.release(id);
+    }
+}
+
+type Guard<'a, C> = MutexGuard<'a, State<C>>;
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    }
+}
+
+impl<C> State<C> {
+    fn has_capacity(&self, max: usize) -> bool {
+        max == 0 || self.open + self.pending < max
+    }
+
+    fn next_gen(gen: u32) -> u32 {
+        match gen.wrapping_add(1) {
+            0 => 1,
+            g => g,
+        }
+    }
+
+    /// Put a new connection in a slot (state Reserved, or Idle when `idle`).
+    fn install(&mut self, conn: C, now: u64, options: &PoolOptions, idle: bool) -> usize {
+        let expires_at = match options.stale_timeout {
+            Some(d) => {
+                let life = ns(d) as f64 * (1.0 - self.rng.unit() * options.stale_jitter);
+                now.saturating_add(life as u64)
+            }
+            None => u64::MAX,
+        };
+        let idx = match self.free_slots.pop() {
+            Some(i) => i as usize,
+            None => {
+                let g = (self.rng.next_u64() as u32) | 1;
+                self.slots.push(Slot::new(g));
+                self.slots.len() - 1
+            }
+        };
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let s = &mut self.slots[idx];
+        s.conn = Some(Box::new(conn));
+        s.serial = serial;
+        s.opened_at = now;
+        s.expires_at = expires_at;
+        s.returned_at = now;
+        s.busy = false;
+        s.broken = false;
+        s.close_on_return = None;
+        s.revoked = None;
+        s.leak_reported = false;
+        s.holder = None;
+        s.state = if idle {
+            SlotState::Idle
+        } else {
+            SlotState::Reserved
+        };
+        self.open += 1;
+        self.counters.opened_total += 1;
+        if idle {
+            self.idle.push(idx as u32);
+        }
+        idx
+    }
+
+    /// Hand out a Reserved slot (connection inside) as a fresh id.
+    fn checkout(&mut self, idx: usize, tag: u32, now: u64) -> ConnId {
+        let s = &mut self.slots[idx];
+        s.gen = Self::next_gen(s.gen);
+        s.state = SlotState::InUse;
+        s.checked_out_at = now;
+        s.holder = Some(std::thread::current());
+        s.busy = false;
+        s.leak_reported = false;
+        s.broken = false;
+        s.revoked = None;
+        self.counters.checkouts += 1;
+        ConnId::new(tag, idx, s.gen)
+    }
+
+    /// Take the connection out and free the slot; counted under `reason`.
+    /// The caller closes it outside the lock.
+    fn remove(&mut self, idx: usize, reason: Reason) -> (Option<Box<C>>, u64) {
+        let s = &mut self.slots[idx];
+        let conn = s.conn.take();
+        let serial = s.serial;
+        let was_free = s.state == SlotState::Free;
+        s.state = SlotState::Free;
+        s.gen = Self::next_gen(s.gen);
+        s.holder = None;
+        s.busy = false;
+        s.close_on_return = None;
+        s.revoked = None;
+        if !was_free {
+            self.free_slots.push(idx as u32);
+            self.open = self.open.saturating_sub(1);
+            self.counters.count_close(reason);
+        }
+        (conn, serial)
+    }
+
+    /// Serve waiters in arrival order: an idle connection by direct handoff,
+    /// else a permit to open one while there is room.
+    fn dispatch(&mut self, max: usize) {
+        while let Some(w) = self.waiters.front() {
+            let grant = if let Some(idx) = self.idle.pop() {
+                self.slots[idx as usize].state = SlotState::Reserved;
+                GRANT_SLOT_BASE + idx as u64
+            } else if !self.closed && self.has_capacity(max) {
+                self.pending += 1;
+                GRANT_PERMIT
+            } else {
+                break;
+            };
+            w.grant.store(grant, Ordering::Relaxed);
+            w.cv.notify_one();
+            self.waiters.pop_front();
+        }
+    }
+
+    /// The slot of a valid, checked-out id, or INVALID_HANDLE / BUSY.
+    fn lookup(&self, id: ConnId, tag: u32) -> Result<usize> {
+        if id.is_null() || id.pool_tag() != tag {
+            return Err(Error::invalid_handle());
+        }
+        let idx = id.slot();
+        match self.slots.get(idx) {
+            Some(s)
+                if s.state == SlotState::InUse
+                    && s.gen == id.generation()
+                    && s.revoked.is_none() =>
+            {
+                if s.busy {
+                    Err(Error::busy())
+                } else {
+                    Ok(idx)
+                }
+            }
+            _ => Err(Error::invalid_handle()),
+        }
+    }
+
+    fn exhausted_message(&self, max: usize) -> String {
+        let idle = self.idle.len();
+        let mut m = format!(
+            "Exceeded maximum connections. (total={}, in_use={}, idle={}, waiting={}, max={})",
+            self.open + self.pending,
+            self.open - idle.min(self.open),
+            idle,
+            self.waiters.len(),
+            max
+        );
+        if let Some(e) = &self.last_connect_error {
+            m.push_str("; last connect error: ");
+            m.push_str(e);
+        }
+        m
+    }
+}
+
+impl<B: Backend> Shared<B> {
+    #[inline]
+    fn lock(&self) -> Guard<'_, B::Conn> {
+        if fork::generation() != self.fork_gen.load(Ordering::Relaxed) {
+            self.after_fork();
+        }
+        self.state.lock()
+    }
+
+    /// In a fork child: forget (never close, roll back or ping) every
+    /// inherited connection, invalidate every inherited id, drop the
+    /// parent's waiters and counts. Nothing of the parent is restarted.
+    #[cold]
+    fn after_fork(&self) {
+        let _fix = self.fork_fix.lock();
+        let current = fork::generation();
+        if self.fork_gen.load(Ordering::Relaxed) == current {
+            return;
+        }
+        let mut g = match self.state.try_lock_for(Duration::from_millis(50)) {
+            Some(g) => g,
+            None => {
+                // The lock was held by a parent thread that does not exist
+                // here; nobody in this process owns it.
+                // SAFETY: only the fork child reaches this, where the lock's
+                // holder thread was not copied; no guard of it is live here.
+                unsafe {
+                    self.state
+                        .force_unlock(parking_lot::lock_api::GuardNoSend::new())
+                };
+                self.state.lock()
+            }
+        };
+        let st = &mut *g;
+        st.idle.clear();
+        st.free_slots.clear();
+        for (i, s) in st.slots.iter_mut().enumerate() {
+            if let Some(c) = s.conn.take() {
+                std::mem::forget(c);
+            }
+            s.state = SlotState::Free;
+            s.gen = State::<B::Conn>::next_gen(s.gen);
+            s.holder = None;
+            s.busy = false;
+            s.broken = false;
+            s.close_on_return = None;
+            s.revoked = None;
+            st.free_slots.push(i as u32);
+        }
+        st.free_slots.reverse();
+        // Parent threads' waiters do not exist here; just forget them.
+        std::mem::forget(std::mem::take(&mut st.waiters));
+        st.open = 0;
+        st.pending = 0;
+        st.counters = Counters::default();
+        st.last_connect_error = None;
+        st.fork_gen = current;
+        self.fork_gen.store(current, Ordering::Relaxed);
+        drop(g);
+        plog!(
+            self.log,
+            Level::Debug,
+            "fork detected: forgot the parent's connections."
+        );
+    }
+
+    fn close_conn(&self, conn: Option<Box<B::Conn>>, serial: u64, reason: Reason) {
+        if let Some(c) = conn {
+            let _ = catch_unwind(AssertUnwindSafe(move || (*c).close()));
+            plog!(
+                self.log,
+                Level::Debug,
+                "Closing connection {serial} ({}).",
+                reason.name()
+            );
+        }
+    }
+
+    fn is_valid(&self, id: ConnId) -> bool {
+        let st = self.lock();
+        matches!(
+            st.lookup(id, self.tag),
+            Ok(_)
+                | Err(Error {
+                    status: Status::POOL_ERR_BUSY,
+                    ..
+                })
+        )
+    }
+
+    fn connect(&self) -> Result<ConnId> {
+        let max = self.options.max_connections;
+        let mut g = self.lock();
+        let mut next = Next::Search;
+        loop {
+            match next {
+                Next::Search => {
+                    if g.closed {
+                        return Err(Error::closed());
+                    }
+                    if let Some(idx) = g.idle.pop() {
+                        g.slots[idx as usize].state = SlotState::Reserved;
+                        next = Next::Check(idx as usize);
+                    } else if g.has_capacity(max) && g.slots.len() - g.free_slots.len() < MAX_SLOTS
+                    {
+                        g.pending += 1;
+                        if self.log.enabled(Level::Debug) {
+                            MutexGuard::unlocked(&mut g, || {
+                                plog!(self.log, Level::Debug, "No connection available in pool.")
+                            });
+                        }
+                        next = Next::Open;
+                    } else {
+                        next = self.wait(&mut g)?;
+                    }
+                }
+                Next::Check(idx) => {
+                    let now = now_ns();
+                    if g.closed {
+                        let (c, serial) = g.remove(idx, Reason::Cleared);
+                        g.dispatch(max);
+                        drop(g);
+                        self.close_conn(c, serial, Reason::Cleared);
+                        return Err(Error::closed());
+                    }
+                    if now >= g.slots[idx].expires_at {
+                        let (c, serial) = g.remove(idx, Reason::Stale);
+                        MutexGuard::unlocked(&mut g, || {
+                            plog!(
+                                self.log,
+                                Level::Debug,
+                                "Connection {serial} was stale, closing."
+                            );
+                            self.close_conn(c, serial, Reason::Stale);
+                        });
+                        next = Next::Search;
+                        continue;
+                    }
+                    if self.options.check_on_checkout {
+                        let s = &mut g.slots[idx];
+                        let idle_for = now.saturating_sub(s.returned_at);
+                        let need_ping = self.options.check_idle.is_zero()
+                            || idle_for > ns(self.options.check_idle);
+                        let Some(mut conn) = s.conn.take() else {
+                            let (c, serial) = g.remove(idx, Reason::Dead);
+                            drop(c);
+                            let _ = serial;
+                            next = Next::Search;
+                            continue;
+                        };
+                        let alive = MutexGuard::unlocked(&mut g, || {
+                            catch_unwind(AssertUnwindSafe(|| {
+                                !conn.is_closed() && (!need_ping || conn.ping().is_ok())
+                            }))
+                            .unwrap_or(false)
+                        });
+                        g.slots[idx].conn = Some(conn);
+                        if g.closed {
+                            continue; // Check again: closes it and returns CLOSED.
+                        }
+                        if !alive {
+                            let (c, serial) = g.remove(idx, Reason::Dead);
+                            MutexGuard::unlocked(&mut g, || {
+                                plog!(self.log, Level::Debug, "Connection {serial} was closed.");
+                                self.close_conn(c, serial, Reason::Dead);
+                            });
+                            next = Next::Search;
+                            continue;
+                        }
+                    }
+                    return Ok(g.checkout(idx, self.tag, now));
+                }
+                Next::Open => {
+                    let r = MutexGuard::unlocked(&mut g, || {
+                        catch_unwind(AssertUnwindSafe(|| self.backend.connect())).unwrap_or_else(
+                            |p| {
+                                Err(Error::connect(format!(
+                                    "connect panicked: {}",
+                                    panic_message(&*p)
+                                )))
+                            },
+                        )
+                    });
+                    g.pending = g.pending.saturating_sub(1);
+                    match r {
+                        Ok(conn) => {
+                            let now = now_ns();
+                            let idx = g.install(conn, now, &self.options, false);
+                            if g.closed {
+                                let (c, serial) = g.remove(idx, Reason::Cleared);
+                                drop(g);
+                                self.close_conn(c, serial, Reason::Cleared);
+                                return Err(Error::closed());
+                            }
+                            let id = g.checkout(idx, self.tag, now);
+                            if self.log.enabled(Level::Debug) {
+                                let serial = g.slots[idx].serial;
+                                drop(g);
+                                plog!(self.log, Level::Debug, "Created new connection {serial}.");
+                            }
+                            return Ok(id);
+                        }
+                        Err(mut e) => {
+                            e.status = Status::POOL_ERR_CONNECT;
+                            g.last_connect_error = Some(e.message.clone());
+                            g.dispatch(max);
+                            drop(g);
+                            plog!(
+                                self.log,
+                                Level::Warn,
+                                "could not open a connection: {}",
+                                e.message
+                            );
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The pool is full: fail at once or queue up, as `timeout` says.
+    fn wait(&self, g: &mut Guard<'_, B::Conn>) -> Result<Next> {
+        let max = self.options.max_connections;
+        let deadline = match self.options.timeout {
+            WaitTimeout::Immediate => {
+                g.counters.timeouts += 1;
+                return Err(Error::new(
+                    Status::POOL_ERR_EXHAUSTED,
+                    g.exhausted_message(max),
+                ));
+            }
+            WaitTimeout::Wait(d) => Some(Instant::now() + d),
+            WaitTimeout::Forever => None,
+        };
+        let start = Instant::now();
+        let w = Arc::new(Waiter {
+            cv: Condvar::new(),
+            grant: AtomicU64::new(GRANT_NONE),
+        });
+        g.waiters.push_back(w.clone());
+        loop {
+            let grant = w.grant.load(Ordering::Relaxed);
+            if grant != GRANT_NONE {
+                g.counters.wait_us_total += start.elapsed().as_micros() as u64;
+                return match grant {
+                    GRANT_PERMIT => Ok(Next::Open),
+                    GRANT_CLOSED => Err(Error::closed()),
+                    slot => Ok(Next::Check((slot - GRANT_SLOT_BASE) as usize)),
+                };
+            }
+            match deadline {
+                None => w.cv.wait(g),
+                Some(dl) => {
+                    if w.cv.wait_until(g, dl).timed_out()
+                        && w.grant.load(Ordering::Relaxed) == GRANT_NONE
+                    {
+                        if let Some(pos) = g.waiters.iter().position(|x| Arc::ptr_eq(x, &w)) {
+                            g.waiters.remove(pos);
+                        }
+                        g.counters.timeouts += 1;
+                        g.counters.wait_us_total += start.elapsed().as_micros() as u64;
+                        return Err(Error::new(
+                            Status::POOL_ERR_EXHAUSTED,
+                            g.exhausted_message(max),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn release(&self, id: ConnId) -> Result<()> {
+        let max = self.options.max_connections;
+        let mut g = self.lock();
+        let idx = g.lookup(id, self.tag)?;
+        let now = now_ns();
+        let s = &mut g.slots[idx];
+        let reason = if s.broken {
+            Some(Reason::Dead)
+        } else if let Some(r) = s.close_on_return {
+            Some(r)
+        } else if now >= s.expires_at {
+            Some(Reason::Stale)
+        } else {
+            None
+        };
+        let reason = reason.or(if g.closed {
+            Some(Reason::Cleared)
+        } else {
+            None
+        });
+        if let Some(reason) = reason {
+            let (c, serial) = g.remove(idx, reason);
+            g.dispatch(max);
+            drop(g);
+            if reason == Reason::Stale {
+                plog!(self.log, Level::Debug, "Closing stale connection {serial}.");
+            }
+            self.close_conn(c, serial, reason);
+            return Ok(());
+        }
+        let s = &mut g.slots[idx];
+        s.state = SlotState::Returning;
+        s.holder = None;
+        let Some(mut conn) = s.conn.take() else {
+            let _ = g.remove(idx, Reason::Dead);
+            g.dispatch(max);
+            return Ok(());
+        };
+        let ok = MutexGuard::unlocked(&mut g, || {
+            catch_unwind(AssertUnwindSafe(|| {
+                !conn.in_transaction() || conn.rollback().is_ok()
+            }))
+            .unwrap_or(false)
+        });
+        let s = &mut g.slots[idx];
+        s.conn = Some(conn);
+        let reason = if !ok {
+            Some(Reason::Dead)
+        } else if let Some(r) = s.close_on_return {
+            Some(r)
+        } else if g.closed {
+            Some(Reason::Cleared)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            let (c, serial) = g.remove(idx, reason);
+            g.dispatch(max);
+            drop(g);
+            self.close_conn(c, serial, reason);
+            return Ok(());
+        }
+        let s = &mut g.slots[idx];
+        s.state = SlotState::Idle;
+        s.returned_at = now;
+        let serial = s.serial;
+        g.idle.push(idx as u32);
+        g.dispatch(max);
+        drop(g);
+        plog!(self.log, Level::Debug, "Returning {serial} to pool.");
+        Ok(())
+    }
+
+    fn manual_close(&self, id: ConnId) -> Result<()> {
+        let mut g = self.lock();
+        let idx = g.lookup(id, self.tag)?;
+        let (c, serial) = g.remove(idx, Reason::Manual);
+        g.dispatch(self.options.max_connections);
+        drop(g);
+        self.close_conn(c, serial, Reason::Manual);
+        Ok(())
+    }
+
+    fn close_idle(&self) -> usize {
+        let mut g = self.lock();
+        let idle = std::mem::take(&mut g.idle);
+        let mut out = Vec::with_capacity(idle.len());
+        for idx in idle {
+            out.push(g.remove(idx as usize, Reason::Cleared));
+        }
+        g.dispatch(self.options.max_connections);
+        drop(g);
+        let n = out.len();
+        for (c, serial) in out {
+            self.close_conn(c, serial, Reason::Cleared);
+        }
+        n
+    }
+
+    fn close_stale(&self, age: Duration) -> usize {
+        let now = now_ns();
+        let age = ns(age);
+        let mut g = self.lock();
+        let mut out = Vec::new();
+        let mut n = 0;
+        for idx in 0..g.slots.len() {
+            let s = &mut g.slots[idx];
+            if s.state != SlotState::InUse
+                || s.revoked.is_some()
+                || now.saturating_sub(s.checked_out_at) < age
+            {
+                continue;
+            }
+            n += 1;
+            if s.busy {
+                s.revoked = Some(Reason::Reclaimed);
+            } else {
+                out.push(g.remove(idx, Reason::Reclaimed));
+            }
+        }
+        g.dispatch(self.options.max_connections);
+        drop(g);
+        for (c, serial) in out {
+            self.close_conn(c, serial, Reason::Reclaimed);
+        }
+        n
+    }
+
+    fn close_all(&self) {
+        let mut g = self.lock();
+        for s in g.slots.iter_mut() {
+            if matches!(
+                s.state,
+                SlotState::InUse | SlotState::Reserved | SlotState::Returning
+            ) && s.close_on_return.is_none()
+            {
+                s.close_on_return = Some(Reason::Cleared);
+            }
+        }
+        drop(g);
+        self.close_idle();
+    }
+
+    fn shutdown(&self) {
+        let mut g = self.lock();
+        if g.closed {
+            return;
+        }
+        g.closed = true;
+        for w in std::mem::take(&mut g.waiters) {
+            w.grant.store(GRANT_CLOSED, Ordering::Relaxed);
+            w.cv.notify_one();
+        }
+        let mut out = Vec::new();
+        for idx in std::mem::take(&mut g.idle) {
+            out.push(g.remove(idx as usize, Reason::Cleared));
+        }
+        for idx in 0..g.slots.len() {
+            let s = &mut g.slots[idx];
+            if s.state != SlotState::InUse {
+                continue;
+            }
+            if s.busy {
+                if s.revoked.is_none() {
+                    s.revoked = Some(Reason::Cleared);
+                }
+            } else {
+                out.push(g.remove(idx, Reason::Cleared));
+            }
+        }
+        drop(g);
+        self.maint_cv.notify_all();
+        for (c, serial) in out {
+            self.close_conn(c, serial, Reason::Cleared);
+        }
+        plog!(self.log, Level::Debug, "Pool shut down.");
+    }
+
+    fn with_conn<R>(&self, id: ConnId, f: impl FnOnce(&mut B::Conn) -> Result<R>) -> Result<R> {
+        let mut g = self.lock();
+        let idx = g.lookup(id, self.tag)?;
+        let s = &mut g.slots[idx];
+        let Some(mut conn) = s.conn.take() else {
+            return Err(Error::invalid_handle());
+        };
+        s.busy = true;
+        drop(g);
+        let r = catch_unwind(AssertUnwindSafe(|| f(&mut conn)));
+        let mut g = self.lock();
+        let s = &mut g.slots[idx];
+        if s.state != SlotState::InUse || s.gen != id.generation() || !s.busy {
+            // A fork happened while the call ran (in this child): the slot is
+            // no longer ours; forget the connection.
+            std::mem::forget(conn);
+            drop(g);
+            return match r {
+                Ok(r) => r,
+                Err(p) => resume_unwind(p),
+            };
+        }
+        s.conn = Some(conn);
+        s.busy = false;
+        match &r {
+            Ok(Err(e)) if e.is_connection_lost() => s.broken = true,
+            Err(_) => s.broken = true,
+            _ => {}
+        }
+        if let Some(reason) = s.revoked {
+            let (c, serial) = g.remove(idx, reason);
+            g.dispatch(self.options.max_connections);
+            drop(g);
+            self.close_conn(c, serial, reason);
+        } else {
+            drop(g);
+        }
+        match r {
+            Ok(r) => r,
+            Err(p) => resume_unwind(p),
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        let g = self.lock();
+        let c = &g.counters;
+        let idle = g.idle.len() as u64;
+        let open = g.open as u64;
+        Stats {
+            max_connections: self.options.max_connections as u64,
+            open,
+            idle,
+            in_use: open.saturating_sub(idle),
+            waiting: g.waiters.len() as u64,
+            opened_total: c.opened_total,
+            closed_total: c.closed_total(),
+            closed_stale: c.closed_stale,
+            closed_idle: c.closed_idle,
+            closed_dead: c.closed_dead,
+            closed_manual: c.closed_manual,
+            closed_reclaimed: c.closed_reclaimed,
+            closed_cleared: c.closed_cleared,
+            checkouts: c.checkouts,
+            timeouts: c.timeouts,
+            wait_us_total: c.wait_us_total,
+            leaks: c.leaks,
+        }
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for Pool<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("tag", &self.tag())
+            .field("backend", &self.backend().name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for PooledConn<'_, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledConn")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
