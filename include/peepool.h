@@ -193,6 +193,36 @@ typedef struct {
 } pool_conn_t;
 
 /**
+ * A statement parameter, passed by value in an array to `pool_execute` /
+ * `pool_query`. Build one with `pool_null`, `pool_int64`, `pool_double`,
+ * `pool_text`, `pool_text_n` or `pool_blob`, or fill the fields yourself:
+ *
+ * - `type`: one of `POOL_TYPE_NULL`, `POOL_TYPE_INT64`, `POOL_TYPE_DOUBLE`,
+ *   `POOL_TYPE_TEXT`, `POOL_TYPE_BLOB` (a plain `uint32_t`, so no invalid
+ *   enum can be passed; any other value is `POOL_ERR_INVALID_ARGUMENT`).
+ * - `i64`: the value of an INT64. - `f64`: the value of a DOUBLE.
+ * - `data`, `len`: TEXT (UTF-8, `len` bytes, no NUL needed) or BLOB bytes;
+ *   `data` may be NULL only when `len` is 0.
+ *
+ * The value borrows `data`: it must stay valid until the call that uses it
+ * returns; peepool copies what it keeps.
+ */
+typedef struct {
+    uint32_t type;
+    int64_t i64;
+    double f64;
+    const void *data;
+    size_t len;
+} pool_value_t;
+
+/**
+ * A log callback: `user_data` as given to `pool_set_logger`, a
+ * `POOL_LOG_*` level, and a NUL-terminated UTF-8 message valid only during
+ * the call (copy it to keep it).
+ */
+typedef void (*pool_log_fn)(void *user_data, int level, const char *message);
+
+/**
  * A snapshot of a pool's gauges and counters (all since `pool_new`).
  *
  * Gauges: `max_connections` (0 = unlimited), `open` (idle + in use +
@@ -225,36 +255,6 @@ typedef struct {
     uint64_t leaks;
 } pool_stats_t;
 
-/**
- * A log callback: `user_data` as given to `pool_set_logger`, a
- * `POOL_LOG_*` level, and a NUL-terminated UTF-8 message valid only during
- * the call (copy it to keep it).
- */
-typedef void (*pool_log_fn)(void *user_data, int level, const char *message);
-
-/**
- * A statement parameter, passed by value in an array to `pool_execute` /
- * `pool_query`. Build one with `pool_null`, `pool_int64`, `pool_double`,
- * `pool_text`, `pool_text_n` or `pool_blob`, or fill the fields yourself:
- *
- * - `type`: one of `POOL_TYPE_NULL`, `POOL_TYPE_INT64`, `POOL_TYPE_DOUBLE`,
- *   `POOL_TYPE_TEXT`, `POOL_TYPE_BLOB` (a plain `uint32_t`, so no invalid
- *   enum can be passed; any other value is `POOL_ERR_INVALID_ARGUMENT`).
- * - `i64`: the value of an INT64. - `f64`: the value of a DOUBLE.
- * - `data`, `len`: TEXT (UTF-8, `len` bytes, no NUL needed) or BLOB bytes;
- *   `data` may be NULL only when `len` is 0.
- *
- * The value borrows `data`: it must stay valid until the call that uses it
- * returns; peepool copies what it keeps.
- */
-typedef struct {
-    uint32_t type;
-    int64_t i64;
-    double f64;
-    const void *data;
-    size_t len;
-} pool_value_t;
-
 
 
 
@@ -262,6 +262,77 @@ typedef struct {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Runs one statement that returns no rows (or whose rows are discarded).
+ *
+ * - `conn`: a checked-out connection.
+ * - `sql`: NUL-terminated UTF-8; placeholders are the database's own
+ *   (SQLite `?`/`?1`/`$1`, PostgreSQL `$1`, MySQL `?`).
+ * - `params`: `nparams` values (see `pool_int64`, `pool_text`, ...);
+ *   borrowed for the call only; may be NULL when `nparams` is 0.
+ * - `affected`: receives the number of rows changed; may be NULL; 0 on
+ *   failure.
+ *
+ * Returns `POOL_OK`; `POOL_ERR_INVALID_ARGUMENT` (NULL `sql`, `sql` not
+ * UTF-8, NULL `params` with `nparams` > 0, a bad parameter — the message
+ * names it); `POOL_ERR_INVALID_HANDLE` (stale handle or freed pool);
+ * `POOL_ERR_BUSY` (a call on `conn` in flight in another thread);
+ * `POOL_ERR_DATABASE` (the statement failed; SQLSTATE in
+ * `pool_last_sqlstate()`).
+ *
+ * Thread safety: one call at a time per connection; any thread.
+ */
+pool_status_t pool_execute(pool_conn_t conn,
+                           const char *sql,
+                           const pool_value_t *params,
+                           size_t nparams,
+                           uint64_t *affected);
+
+/**
+ * Runs one statement and materialises all its rows (like libpq's
+ * `PGresult`).
+ *
+ * - `conn`, `sql`, `params`, `nparams`: as for `pool_execute`.
+ * - `out`: receives the result; NULL on failure.
+ *
+ * Returns as `pool_execute`, plus `POOL_ERR_INVALID_ARGUMENT` for a NULL
+ * `out`.
+ *
+ * Ownership: the caller owns `*out` and frees it with `pool_result_free`;
+ * it does not depend on the connection or the pool (it may outlive both).
+ * Thread safety: one call at a time per connection; any thread.
+ */
+pool_status_t pool_query(pool_conn_t conn,
+                         const char *sql,
+                         const pool_value_t *params,
+                         size_t nparams,
+                         pool_result_t **out);
+
+/**
+ * Starts a transaction on `conn`. A transaction still open when the
+ * connection is released is rolled back.
+ *
+ * Returns `POOL_OK`; `POOL_ERR_INVALID_HANDLE`; `POOL_ERR_BUSY`;
+ * `POOL_ERR_DATABASE`. Thread safety: one call at a time per connection.
+ */
+pool_status_t pool_begin(pool_conn_t conn);
+
+/**
+ * Commits the transaction open on `conn`.
+ *
+ * Returns `POOL_OK`; `POOL_ERR_INVALID_HANDLE`; `POOL_ERR_BUSY`;
+ * `POOL_ERR_DATABASE`. Thread safety: one call at a time per connection.
+ */
+pool_status_t pool_commit(pool_conn_t conn);
+
+/**
+ * Rolls back the transaction open on `conn`.
+ *
+ * Returns `POOL_OK`; `POOL_ERR_INVALID_HANDLE`; `POOL_ERR_BUSY`;
+ * `POOL_ERR_DATABASE`. Thread safety: one call at a time per connection.
+ */
+pool_status_t pool_rollback(pool_conn_t conn);
 
 /**
  * The library's version, e.g. `"0.1.0"`; equals `PEEPOOL_VERSION_STRING`
@@ -296,6 +367,24 @@ const char *pool_last_error(void);
  * lifetime and thread safety as `pool_last_error`.
  */
 const char *pool_last_sqlstate(void);
+
+/**
+ * Sends the pool's log lines to `fn` instead of stderr.
+ *
+ * - `pool`: the pool.
+ * - `fn`: the callback, or NULL to go back to the default (stderr, as
+ *   the `PEEPOOL_LOG` environment variable says: error, warn, info, debug).
+ * - `user_data`: passed to every call of `fn`; not touched by peepool.
+ *
+ * The callback may be called from any thread, the pool's maintenance
+ * thread included, possibly from several threads at once, until
+ * `pool_set_logger` replaces it or `pool_free` returns. It must not call
+ * back into this pool. `user_data` must stay valid that long.
+ *
+ * Returns `POOL_OK`; `POOL_ERR_INVALID_ARGUMENT` (NULL `pool`).
+ * Thread safety: any thread.
+ */
+pool_status_t pool_set_logger(pool_t *pool, pool_log_fn fn, void *user_data);
 
 /**
  * Creates a pool from a URL. Opens no connection by itself (with
@@ -439,145 +528,6 @@ pool_status_t pool_thread_connect(pool_t *pool, pool_conn_t *out);
 pool_status_t pool_thread_release(pool_t *pool);
 
 /**
- * Fills `out` with a snapshot of the pool's counters (taken under the
- * pool's lock, so consistent with each other).
- *
- * - `pool`: the pool.
- * - `out`: caller-owned struct to fill; zeroed on failure.
- *
- * Returns `POOL_OK`; `POOL_ERR_INVALID_ARGUMENT` (NULL `pool` or `out`).
- * Thread safety: any thread.
- */
-pool_status_t pool_stats(pool_t *pool, pool_stats_t *out);
-
-/**
- * Sends the pool's log lines to `fn` instead of stderr.
- *
- * - `pool`: the pool.
- * - `fn`: the callback, or NULL to go back to the default (stderr, as
- *   the `PEEPOOL_LOG` environment variable says: error, warn, info, debug).
- * - `user_data`: passed to every call of `fn`; not touched by peepool.
- *
- * The callback may be called from any thread, the pool's maintenance
- * thread included, possibly from several threads at once, until
- * `pool_set_logger` replaces it or `pool_free` returns. It must not call
- * back into this pool. `user_data` must stay valid that long.
- *
- * Returns `POOL_OK`; `POOL_ERR_INVALID_ARGUMENT` (NULL `pool`).
- * Thread safety: any thread.
- */
-pool_status_t pool_set_logger(pool_t *pool, pool_log_fn fn, void *user_data);
-
-/**
- * Runs one statement that returns no rows (or whose rows are discarded).
- *
- * - `conn`: a checked-out connection.
- * - `sql`: NUL-terminated UTF-8; placeholders are the database's own
- *   (SQLite `?`/`?1`/`$1`, PostgreSQL `$1`, MySQL `?`).
- * - `params`: `nparams` values (see `pool_int64`, `pool_text`, ...);
- *   borrowed for the call only; may be NULL when `nparams` is 0.
- * - `affected`: receives the number of rows changed; may be NULL; 0 on
- *   failure.
- *
- * Returns `POOL_OK`; `POOL_ERR_INVALID_ARGUMENT` (NULL `sql`, `sql` not
- * UTF-8, NULL `params` with `nparams` > 0, a bad parameter — the message
- * names it); `POOL_ERR_INVALID_HANDLE` (stale handle or freed pool);
- * `POOL_ERR_BUSY` (a call on `conn` in flight in another thread);
- * `POOL_ERR_DATABASE` (the statement failed; SQLSTATE in
- * `pool_last_sqlstate()`).
- *
- * Thread safety: one call at a time per connection; any thread.
- */
-pool_status_t pool_execute(pool_conn_t conn,
-                           const char *sql,
-                           const pool_value_t *params,
-                           size_t nparams,
-                           uint64_t *affected);
-
-/**
- * Runs one statement and materialises all its rows (like libpq's
- * `PGresult`).
- *
- * - `conn`, `sql`, `params`, `nparams`: as for `pool_execute`.
- * - `out`: receives the result; NULL on failure.
- *
- * Returns as `pool_execute`, plus `POOL_ERR_INVALID_ARGUMENT` for a NULL
- * `out`.
- *
- * Ownership: the caller owns `*out` and frees it with `pool_result_free`;
- * it does not depend on the connection or the pool (it may outlive both).
- * Thread safety: one call at a time per connection; any thread.
- */
-pool_status_t pool_query(pool_conn_t conn,
-                         const char *sql,
-                         const pool_value_t *params,
-                         size_t nparams,
-                         pool_result_t **out);
-
-/**
- * Starts a transaction on `conn`. A transaction still open when the
- * connection is released is rolled back.
- *
- * Returns `POOL_OK`; `POOL_ERR_INVALID_HANDLE`; `POOL_ERR_BUSY`;
- * `POOL_ERR_DATABASE`. Thread safety: one call at a time per connection.
- */
-pool_status_t pool_begin(pool_conn_t conn);
-
-/**
- * Commits the transaction open on `conn`.
- *
- * Returns `POOL_OK`; `POOL_ERR_INVALID_HANDLE`; `POOL_ERR_BUSY`;
- * `POOL_ERR_DATABASE`. Thread safety: one call at a time per connection.
- */
-pool_status_t pool_commit(pool_conn_t conn);
-
-/**
- * Rolls back the transaction open on `conn`.
- *
- * Returns `POOL_OK`; `POOL_ERR_INVALID_HANDLE`; `POOL_ERR_BUSY`;
- * `POOL_ERR_DATABASE`. Thread safety: one call at a time per connection.
- */
-pool_status_t pool_rollback(pool_conn_t conn);
-
-/**
- * A NULL parameter. Never fails; thread-safe.
- */
-pool_value_t pool_null(void);
-
-/**
- * An INT64 parameter holding `v`. Never fails; thread-safe.
- */
-pool_value_t pool_int64(int64_t v);
-
-/**
- * A DOUBLE parameter holding `v`. Never fails; thread-safe.
- */
-pool_value_t pool_double(double v);
-
-/**
- * A TEXT parameter from the NUL-terminated string `s` (its bytes without
- * the NUL); NULL `s` gives a NULL parameter. The value borrows `s`, which
- * must stay valid until the statement using it returns. UTF-8 is checked
- * by `pool_execute`/`pool_query`. Thread-safe.
- */
-pool_value_t pool_text(const char *s);
-
-/**
- * A TEXT parameter of `len` bytes at `s` (no NUL needed; may contain
- * NULs); NULL `s` gives a NULL parameter. Borrows `s` like `pool_text`.
- * Thread-safe.
- */
-pool_value_t pool_text_n(const char *s, size_t len);
-
-/**
- * A BLOB parameter of `len` bytes at `data`. `data` may be NULL when `len`
- * is 0 (an empty blob); NULL with `len` > 0 is refused, naming the
- * parameter, by the call that uses it. Borrows `data` for that call.
- * Thread-safe.
- */
-pool_value_t pool_blob(const void *data, size_t len);
-
-/**
  * The number of rows in `res`; 0 when `res` is NULL. Thread-safe.
  */
 size_t pool_result_rows(const pool_result_t *res);
@@ -687,6 +637,56 @@ pool_status_t pool_result_blob(const pool_result_t *res,
  * accepted (nothing happens). Must not race with readers of `res`.
  */
 void pool_result_free(pool_result_t *res);
+
+/**
+ * Fills `out` with a snapshot of the pool's counters (taken under the
+ * pool's lock, so consistent with each other).
+ *
+ * - `pool`: the pool.
+ * - `out`: caller-owned struct to fill; zeroed on failure.
+ *
+ * Returns `POOL_OK`; `POOL_ERR_INVALID_ARGUMENT` (NULL `pool` or `out`).
+ * Thread safety: any thread.
+ */
+pool_status_t pool_stats(pool_t *pool, pool_stats_t *out);
+
+/**
+ * A NULL parameter. Never fails; thread-safe.
+ */
+pool_value_t pool_null(void);
+
+/**
+ * An INT64 parameter holding `v`. Never fails; thread-safe.
+ */
+pool_value_t pool_int64(int64_t v);
+
+/**
+ * A DOUBLE parameter holding `v`. Never fails; thread-safe.
+ */
+pool_value_t pool_double(double v);
+
+/**
+ * A TEXT parameter from the NUL-terminated string `s` (its bytes without
+ * the NUL); NULL `s` gives a NULL parameter. The value borrows `s`, which
+ * must stay valid until the statement using it returns. UTF-8 is checked
+ * by `pool_execute`/`pool_query`. Thread-safe.
+ */
+pool_value_t pool_text(const char *s);
+
+/**
+ * A TEXT parameter of `len` bytes at `s` (no NUL needed; may contain
+ * NULs); NULL `s` gives a NULL parameter. Borrows `s` like `pool_text`.
+ * Thread-safe.
+ */
+pool_value_t pool_text_n(const char *s, size_t len);
+
+/**
+ * A BLOB parameter of `len` bytes at `data`. `data` may be NULL when `len`
+ * is 0 (an empty blob); NULL with `len` > 0 is refused, naming the
+ * parameter, by the call that uses it. Borrows `data` for that call.
+ * Thread-safe.
+ */
+pool_value_t pool_blob(const void *data, size_t len);
 
 #ifdef __cplusplus
 }  // extern "C"
