@@ -63,7 +63,7 @@ pub extern "C" fn pool_set_logger(
     user_data: *mut c_void,
 ) -> pool_status_t {
     ffi_boundary!(; {
-        let pool = pool_t::borrow(pool, "pool")?;
+        let pool = pool_t::acquire(pool, "pool")?;
         let logger: Option<Logger> = r#fn.map(|f| {
             let c = CLogger { f, user_data };
             Arc::new(move |level: Level, message: &str| c.log(level, message)) as Logger

@@ -203,10 +203,20 @@ pub(crate) trait ArcHandle: Sized {
         Arc::into_raw(value) as *mut Self
     }
 
-    /// Borrows the value behind a pointer that came from `into_raw` and was
-    /// not yet given to `free`.
-    fn borrow<'a>(ptr: *const Self, name: &str) -> Result<&'a Self::Rust> {
-        arg_ref(ptr as *const Self::Rust, name)
+    /// A new strong reference to the value behind a pointer that came from
+    /// `into_raw` and was not yet given to `free`. Owned, not borrowed, so a
+    /// call that blocks (a waiter in `pool_connect`) keeps the value alive
+    /// while another thread's `free` drops the C side's reference.
+    fn acquire(ptr: *const Self, name: &str) -> Result<Arc<Self::Rust>> {
+        if ptr.is_null() {
+            return Err(null_arg(name));
+        }
+        // SAFETY: `ptr` came from `into_raw` and its reference is still held
+        // by the caller (contract), so the count is at least one here.
+        unsafe {
+            Arc::increment_strong_count(ptr as *const Self::Rust);
+            Ok(Arc::from_raw(ptr as *const Self::Rust))
+        }
     }
 
     /// Takes back the reference `into_raw` gave out; `None` for NULL.

@@ -131,7 +131,7 @@ pub extern "C" fn pool_free(pool: *mut pool_t) {
 #[no_mangle]
 pub extern "C" fn pool_connect(pool: *mut pool_t, out: *mut pool_conn_t) -> pool_status_t {
     ffi_boundary!(out out = pool_conn_t { id: 0 }; {
-        let pool = pool_t::borrow(pool, "pool")?;
+        let pool = pool_t::acquire(pool, "pool")?;
         let out = arg_out(out, "out")?;
         *out = pool.connect()?.into();
         Ok(())
@@ -151,7 +151,7 @@ pub extern "C" fn pool_connect(pool: *mut pool_t, out: *mut pool_conn_t) -> pool
 #[no_mangle]
 pub extern "C" fn pool_release(pool: *mut pool_t, conn: pool_conn_t) -> pool_status_t {
     ffi_boundary!(; {
-        pool_t::borrow(pool, "pool")?.release(conn.into())
+        pool_t::acquire(pool, "pool")?.release(conn.into())
     })
 }
 
@@ -166,7 +166,7 @@ pub extern "C" fn pool_release(pool: *mut pool_t, conn: pool_conn_t) -> pool_sta
 #[no_mangle]
 pub extern "C" fn pool_manual_close(pool: *mut pool_t, conn: pool_conn_t) -> pool_status_t {
     ffi_boundary!(; {
-        pool_t::borrow(pool, "pool")?.manual_close(conn.into())
+        pool_t::acquire(pool, "pool")?.manual_close(conn.into())
     })
 }
 
@@ -180,7 +180,7 @@ pub extern "C" fn pool_manual_close(pool: *mut pool_t, conn: pool_conn_t) -> poo
 #[no_mangle]
 pub extern "C" fn pool_close_idle(pool: *mut pool_t, closed: *mut usize) -> pool_status_t {
     ffi_boundary!(out closed = 0; {
-        let n = pool_t::borrow(pool, "pool")?.close_idle();
+        let n = pool_t::acquire(pool, "pool")?.close_idle();
         crate::ffi::null_out(closed, n);
         Ok(())
     })
@@ -203,7 +203,7 @@ pub extern "C" fn pool_close_stale(
     closed: *mut usize,
 ) -> pool_status_t {
     ffi_boundary!(out closed = 0; {
-        let pool = pool_t::borrow(pool, "pool")?;
+        let pool = pool_t::acquire(pool, "pool")?;
         if age_seconds.is_nan() || age_seconds < 0.0 {
             return Err(Error::invalid_argument(format!(
                 "argument 'age_seconds' must be a number >= 0, got {age_seconds}"
@@ -227,7 +227,7 @@ pub extern "C" fn pool_close_stale(
 #[no_mangle]
 pub extern "C" fn pool_close_all(pool: *mut pool_t) -> pool_status_t {
     ffi_boundary!(; {
-        pool_t::borrow(pool, "pool")?.close_all();
+        pool_t::acquire(pool, "pool")?.close_all();
         Ok(())
     })
 }
@@ -245,7 +245,7 @@ pub extern "C" fn pool_close_all(pool: *mut pool_t) -> pool_status_t {
 #[no_mangle]
 pub extern "C" fn pool_thread_connect(pool: *mut pool_t, out: *mut pool_conn_t) -> pool_status_t {
     ffi_boundary!(out out = pool_conn_t { id: 0 }; {
-        let pool = pool_t::borrow(pool, "pool")?;
+        let pool = pool_t::acquire(pool, "pool")?;
         let out = arg_out(out, "out")?;
         *out = pool.thread_connect()?.into();
         Ok(())
@@ -262,6 +262,6 @@ pub extern "C" fn pool_thread_connect(pool: *mut pool_t, out: *mut pool_conn_t) 
 #[no_mangle]
 pub extern "C" fn pool_thread_release(pool: *mut pool_t) -> pool_status_t {
     ffi_boundary!(; {
-        pool_t::borrow(pool, "pool")?.thread_release()
+        pool_t::acquire(pool, "pool")?.thread_release()
     })
 }

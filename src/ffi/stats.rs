@@ -72,7 +72,7 @@ impl From<Stats> for pool_stats_t {
 #[no_mangle]
 pub extern "C" fn pool_stats(pool: *mut pool_t, out: *mut pool_stats_t) -> pool_status_t {
     ffi_boundary!(out out = pool_stats_t::default(); {
-        let pool = pool_t::borrow(pool, "pool")?;
+        let pool = pool_t::acquire(pool, "pool")?;
         let out = arg_out(out, "out")?;
         *out = pool.stats().into();
         Ok(())
