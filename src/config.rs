@@ -285,13 +285,14 @@ fn parse_seconds(key: &str, value: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
-/// Seconds; 0 means "not set".
-fn parse_optional_seconds(key: &str, value: &str) -> Result<Option<Duration>> {
+/// Seconds, possibly fractional; 0 means "not set".
+pub fn parse_optional_seconds(key: &str, value: &str) -> Result<Option<Duration>> {
     let d = parse_seconds(key, value)?;
     Ok(if d.is_zero() { None } else { Some(d) })
 }
 
-fn parse_bool(key: &str, value: &str) -> Result<bool> {
+/// A boolean option: true/false/1/0/on/off/yes/no, any case.
+pub fn parse_bool(key: &str, value: &str) -> Result<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "on" | "yes" => Ok(true),
         "false" | "0" | "off" | "no" => Ok(false),

@@ -11,14 +11,15 @@
 //! - The sync `Conn` never reconnects by itself; a lost link is reported as
 //!   SQLSTATE `08S01` and the connection is marked closed.
 
-use std::time::Duration;
 
 use mysql::consts::{ColumnFlags, ColumnType};
 use mysql::prelude::Queryable;
 use mysql::{Column, Conn, Opts, OptsBuilder, SslOpts};
 
 use crate::backend::{Backend, Connection};
-use crate::config::{percent_decode, scrub, ConnectOptions, ParsedUrl};
+use crate::config::{
+    parse_bool, parse_optional_seconds, percent_decode, scrub, ConnectOptions, ParsedUrl,
+};
 use crate::error::{Error, Result};
 use crate::value::{ResultBuilder, ResultSet, Value};
 
@@ -66,34 +67,6 @@ pub struct MysqlConn {
     autocommit_off: bool,
     statement_cache: usize,
     password: Option<String>,
-}
-
-fn parse_bool(key: &str, value: &str) -> Result<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "on" | "yes" => Ok(true),
-        "false" | "0" | "off" | "no" => Ok(false),
-        _ => Err(Error::config(format!(
-            "option '{key}' must be true/false/1/0/on/off/yes/no, got '{value}'"
-        ))),
-    }
-}
-
-fn parse_secs(key: &str, value: &str) -> Result<Option<Duration>> {
-    let v: f64 = value.trim().parse().map_err(|_| {
-        Error::config(format!(
-            "option '{key}' must be a number of seconds, got '{value}'"
-        ))
-    })?;
-    if !v.is_finite() || !(0.0..=1e9).contains(&v) {
-        return Err(Error::config(format!(
-            "option '{key}' must be between 0 and 1e9 seconds, got '{value}'"
-        )));
-    }
-    Ok(if v == 0.0 {
-        None
-    } else {
-        Some(Duration::from_secs_f64(v))
-    })
 }
 
 fn decode(what: &str, s: &str) -> Result<String> {
@@ -216,8 +189,8 @@ impl MysqlBackend {
                     }
                 }
                 "tcp_nodelay" => tcp_nodelay = parse_bool(k, v)?,
-                "read_timeout" => read_timeout = parse_secs(k, v)?,
-                "write_timeout" => write_timeout = parse_secs(k, v)?,
+                "read_timeout" => read_timeout = parse_optional_seconds(k, v)?,
+                "write_timeout" => write_timeout = parse_optional_seconds(k, v)?,
                 _ => {}
             }
         }
