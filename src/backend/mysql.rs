@@ -11,7 +11,6 @@
 //! - The sync `Conn` never reconnects by itself; a lost link is reported as
 //!   SQLSTATE `08S01` and the connection is marked closed.
 
-
 use mysql::consts::{ColumnFlags, ColumnType};
 use mysql::prelude::Queryable;
 use mysql::{Column, Conn, Opts, OptsBuilder, SslOpts};
