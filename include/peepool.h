@@ -37,6 +37,74 @@
 #define PEEPOOL_VERSION_STRING "0.1.0"
 
 
+#define BOOL 16
+
+#define BYTEA 17
+
+#define CHAR 18
+
+#define NAME 19
+
+#define INT8 20
+
+#define INT2 21
+
+#define INT2VECTOR 22
+
+#define INT4 23
+
+#define TEXT 25
+
+#define OID 26
+
+#define OIDVECTOR 30
+
+#define JSON 114
+
+#define CIDR 650
+
+#define FLOAT4 700
+
+#define FLOAT8 701
+
+#define UNKNOWN 705
+
+#define MACADDR8 774
+
+#define MACADDR 829
+
+#define INET 869
+
+#define BPCHAR 1042
+
+#define VARCHAR 1043
+
+#define DATE 1082
+
+#define TIME 1083
+
+#define TIMESTAMP 1114
+
+#define TIMESTAMPTZ 1184
+
+#define INTERVAL 1186
+
+#define TIMETZ 1266
+
+#define BIT 1560
+
+#define VARBIT 1562
+
+#define NUMERIC 1700
+
+#define RECORD 2249
+
+#define UUID 2950
+
+#define JSONB 3802
+
+#define VOID 2278
+
 /**
  * Log level of errors.
  */

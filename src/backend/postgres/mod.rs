@@ -5,12 +5,14 @@
 //! server for the few values only it can print.
 
 pub mod text;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::error::Error as _;
 
 use postgres::types::{private::BytesMut, FromSql, IsNull, ToSql, Type};
 use postgres::{Client, Config, NoTls, Row, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::backend::{Backend, Connection};
 use crate::config::{scrub, ConnectOptions, ParsedUrl};
@@ -30,6 +32,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "options",
     "application_name",
     "sslmode",
+    "sslrootcert",
     "target_session_attrs",
     "keepalives",
     "keepalives_idle",
@@ -44,26 +47,23 @@ pub struct PostgresBackend {
     config: Config,
     password: Option<String>,
     connect: ConnectOptions,
+    /// `None`: TLS is never used (`sslmode=disable`).
+    tls: Option<MakeRustlsConnect>,
 }
 
 impl PostgresBackend {
     pub fn new(url: &ParsedUrl, connect: &ConnectOptions) -> Result<PostgresBackend> {
         url.check_params("postgres", KNOWN_OPTIONS)?;
-        if let Some(mode) = url.param("sslmode") {
-            if !matches!(mode, "disable" | "allow" | "prefer") {
-                return Err(Error::config(format!(
-                    "sslmode={mode} needs TLS, which this build of peepool does not include for PostgreSQL (use disable or prefer)"
-                )));
-            }
-        }
+        // sslmode and sslrootcert are peepool's to apply (see tls.rs); the
+        // driver only learns whether TLS is attempted and required.
+        let ssl_mode = tls::SslMode::parse(url.param("sslmode").unwrap_or("prefer"))?;
+        let tls = tls::connector(ssl_mode, url.param("sslrootcert"))?;
         let mut s = format!("postgresql:{}", url.rest);
         let mut first = true;
         for (k, v) in &url.params {
-            let v = if k == "sslmode" && v == "allow" {
-                "prefer"
-            } else {
-                v.as_str()
-            };
+            if k == "sslmode" || k == "sslrootcert" {
+                continue;
+            }
             s.push(if first { '?' } else { '&' });
             first = false;
             s.push_str(k);
@@ -84,10 +84,12 @@ impl PostgresBackend {
         if let Some(t) = connect.connect_timeout {
             config.connect_timeout(t);
         }
+        config.ssl_mode(ssl_mode.driver_mode());
         Ok(PostgresBackend {
             config,
             password,
             connect: connect.clone(),
+            tls,
         })
     }
 
@@ -95,8 +97,13 @@ impl PostgresBackend {
         config: &Config,
         connect: &ConnectOptions,
         password: Option<&str>,
+        tls: Option<&MakeRustlsConnect>,
     ) -> Result<PostgresConn> {
-        let mut client = config.connect(NoTls).map_err(|e| {
+        let client = match tls {
+            Some(tls) => config.connect(tls.clone()),
+            None => config.connect(NoTls),
+        };
+        let mut client = client.map_err(|e| {
             Error::connect(scrub(
                 &format!("could not connect to PostgreSQL: {}", error_text(&e)),
                 password,
@@ -187,20 +194,31 @@ impl Backend for PostgresBackend {
 
     fn connect(&self) -> Result<PostgresConn> {
         let Some(limit) = self.connect.connect_timeout else {
-            return Self::open(&self.config, &self.connect, self.password.as_deref());
+            return Self::open(
+                &self.config,
+                &self.connect,
+                self.password.as_deref(),
+                self.tls.as_ref(),
+            );
         };
         // Bound the whole connect (TCP, authentication, init_sql) by running it
         // on a helper thread; a late connection is dropped when it arrives.
         let (tx, rx) = std::sync::mpsc::channel();
-        let (config, connect, password) = (
+        let (config, connect, password, tls) = (
             self.config.clone(),
             self.connect.clone(),
             self.password.clone(),
+            self.tls.clone(),
         );
         std::thread::Builder::new()
             .name("peepool-pg-connect".into())
             .spawn(move || {
-                let _ = tx.send(Self::open(&config, &connect, password.as_deref()));
+                let _ = tx.send(Self::open(
+                    &config,
+                    &connect,
+                    password.as_deref(),
+                    tls.as_ref(),
+                ));
             })
             .map_err(|e| Error::connect(format!("could not start a connect thread: {e}")))?;
         match rx.recv_timeout(limit) {
