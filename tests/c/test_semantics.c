@@ -128,6 +128,46 @@ static void stale_timeout_at_release(void) {
     pool_free(pool);
 }
 
+/* A connection whose server process is killed while it is checked out: the
+ * caller's next call fails with a class-08 SQLSTATE, the connection is
+ * evicted on release (never reused), and the counts return to zero in use. */
+static void killed_while_checked_out_is_evicted(void) {
+    pool_t *pool;
+    pool_conn_t victim, killer, c;
+    pool_result_t *res = NULL;
+    int64_t id = 0;
+    char sql[128];
+    pool_stats_t s;
+    if (!is_server()) return;
+    pool = open_pool("");
+    if (!pool) return;
+    CHECK_OK(pool_connect(pool, &victim));
+    CHECK_OK(pool_connect(pool, &killer));
+    CHECK_OK(pool_query(victim,
+                        g_kind == BACKEND_POSTGRES ? "SELECT pg_backend_pid()" : "SELECT CONNECTION_ID()",
+                        NULL, 0, &res));
+    CHECK_OK(pool_result_int64(res, 0, 0, &id));
+    pool_result_free(res);
+    if (g_kind == BACKEND_POSTGRES)
+        snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)", (long long)id);
+    else
+        snprintf(sql, sizeof sql, "KILL %lld", (long long)id);
+    CHECK_OK(exec0(killer, sql));
+    sleep_seconds(0.2);
+    CHECK_STATUS(exec0(victim, "SELECT 1"), POOL_ERR_DATABASE);
+    CHECK(strncmp(pool_last_sqlstate(), "08", 2) == 0 || strncmp(pool_last_sqlstate(), "57P0", 4) == 0);
+    CHECK_OK(pool_release(pool, victim)); /* accepted, and closed: not put back */
+    CHECK_OK(pool_release(pool, killer));
+    s = stats_of(pool);
+    CHECK_EQ(s.closed_dead, 1);
+    CHECK_EQ(s.in_use, 0);
+    CHECK_EQ(s.idle, 1);
+    CHECK_OK(pool_connect(pool, &c)); /* the survivor */
+    CHECK_OK(exec0(c, "SELECT 1"));
+    CHECK_OK(pool_release(pool, c));
+    pool_free(pool);
+}
+
 /* A connection that died while idle is discarded at checkout and replaced,
  * invisibly (check_on_checkout, with check_idle=0 so every checkout probes). */
 static void liveness_check_at_checkout(void) {
@@ -458,6 +498,7 @@ void test_semantics(void) {
     stale_timeout_at_checkout();
     stale_timeout_at_release();
     liveness_check_at_checkout();
+    killed_while_checked_out_is_evicted();
     rollback_on_release_of_open_transaction();
     manual_close_closes_for_good();
     close_idle_counts();
