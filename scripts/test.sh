@@ -23,6 +23,9 @@ cmake --build build -j2
 step "ctest"
 ctest --test-dir build --output-on-failure
 
+step "go test (bindings/go)"
+./bindings/go/test.sh
+
 step "header drift"
 if ! git diff --exit-code -- include/; then
   echo "include/peepool.h changed: commit the regenerated header" >&2

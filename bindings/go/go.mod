@@ -1,0 +1,3 @@
+module github.com/peepool/peepool/bindings/go
+
+go 1.19
