@@ -13,8 +13,9 @@ fn main() {
 
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
-    println!("cargo:rerun-if-changed=src/ffi");
-    println!("cargo:rerun-if-changed=src/error.rs");
+    // cbindgen reads the whole crate, so any source file can change the
+    // header (a stray `pub const` would land in it).
+    println!("cargo:rerun-if-changed=src");
 
     // Shared library: SONAME and exported symbols (GNU ld / lld on ELF).
     let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();

@@ -45,6 +45,11 @@ if [ -n "$others" ]; then
   exit 1
 fi
 echo "$(nm -D --defined-only "$lib" | wc -l) exported symbols, all pool_*"
+stray=$(grep -E '^#define ' include/peepool.h | awk '{print $2}' | grep -vE '^(PEEPOOL_|POOL_)' || true)
+if [ -n "$stray" ]; then
+  echo "include/peepool.h defines names outside POOL_/PEEPOOL_: $stray" >&2
+  exit 1
+fi
 
 echo
 echo "=== ALL PASSED in $(($(date +%s) - start)) s (servers: $PEEPOOL_TEST_SERVERS)"

@@ -89,41 +89,41 @@ pub enum Cell {
     Server,
 }
 
-pub mod oid {
-    pub const BOOL: u32 = 16;
-    pub const BYTEA: u32 = 17;
-    pub const CHAR: u32 = 18;
-    pub const NAME: u32 = 19;
-    pub const INT8: u32 = 20;
-    pub const INT2: u32 = 21;
-    pub const INT2VECTOR: u32 = 22;
-    pub const INT4: u32 = 23;
-    pub const TEXT: u32 = 25;
-    pub const OID: u32 = 26;
-    pub const OIDVECTOR: u32 = 30;
-    pub const JSON: u32 = 114;
-    pub const CIDR: u32 = 650;
-    pub const FLOAT4: u32 = 700;
-    pub const FLOAT8: u32 = 701;
-    pub const UNKNOWN: u32 = 705;
-    pub const MACADDR8: u32 = 774;
-    pub const MACADDR: u32 = 829;
-    pub const INET: u32 = 869;
-    pub const BPCHAR: u32 = 1042;
-    pub const VARCHAR: u32 = 1043;
-    pub const DATE: u32 = 1082;
-    pub const TIME: u32 = 1083;
-    pub const TIMESTAMP: u32 = 1114;
-    pub const TIMESTAMPTZ: u32 = 1184;
-    pub const INTERVAL: u32 = 1186;
-    pub const TIMETZ: u32 = 1266;
-    pub const BIT: u32 = 1560;
-    pub const VARBIT: u32 = 1562;
-    pub const NUMERIC: u32 = 1700;
-    pub const RECORD: u32 = 2249;
-    pub const UUID: u32 = 2950;
-    pub const JSONB: u32 = 3802;
-    pub const VOID: u32 = 2278;
+pub(crate) mod oid {
+    pub(crate) const BOOL: u32 = 16;
+    pub(crate) const BYTEA: u32 = 17;
+    pub(crate) const CHAR: u32 = 18;
+    pub(crate) const NAME: u32 = 19;
+    pub(crate) const INT8: u32 = 20;
+    pub(crate) const INT2: u32 = 21;
+    pub(crate) const INT2VECTOR: u32 = 22;
+    pub(crate) const INT4: u32 = 23;
+    pub(crate) const TEXT: u32 = 25;
+    pub(crate) const OID: u32 = 26;
+    pub(crate) const OIDVECTOR: u32 = 30;
+    pub(crate) const JSON: u32 = 114;
+    pub(crate) const CIDR: u32 = 650;
+    pub(crate) const FLOAT4: u32 = 700;
+    pub(crate) const FLOAT8: u32 = 701;
+    pub(crate) const UNKNOWN: u32 = 705;
+    pub(crate) const MACADDR8: u32 = 774;
+    pub(crate) const MACADDR: u32 = 829;
+    pub(crate) const INET: u32 = 869;
+    pub(crate) const BPCHAR: u32 = 1042;
+    pub(crate) const VARCHAR: u32 = 1043;
+    pub(crate) const DATE: u32 = 1082;
+    pub(crate) const TIME: u32 = 1083;
+    pub(crate) const TIMESTAMP: u32 = 1114;
+    pub(crate) const TIMESTAMPTZ: u32 = 1184;
+    pub(crate) const INTERVAL: u32 = 1186;
+    pub(crate) const TIMETZ: u32 = 1266;
+    pub(crate) const BIT: u32 = 1560;
+    pub(crate) const VARBIT: u32 = 1562;
+    pub(crate) const NUMERIC: u32 = 1700;
+    pub(crate) const RECORD: u32 = 2249;
+    pub(crate) const UUID: u32 = 2950;
+    pub(crate) const JSONB: u32 = 3802;
+    pub(crate) const VOID: u32 = 2278;
 }
 
 /// Decode one non-NULL value of type `ty`.
