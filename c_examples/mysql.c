@@ -1,4 +1,4 @@
-/* postgres: the same pool calls as the SQLite quickstart, over MySQL or MariaDB:
+/* mysql: the same pool calls as the SQLite quickstart, over MySQL or MariaDB:
  * a transaction, typed parameters (?), and columns of several
  * types read back as mysql_fetch_row prints them.
  *

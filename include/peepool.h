@@ -48,12 +48,13 @@
 #define POOL_LOG_WARN 2
 
 /**
- * Log level of notable events (connections opened and closed).
+ * Log level of notable pool-wide events. Connection events go out at
+ * `POOL_LOG_DEBUG`, as peewee's pool logs them.
  */
 #define POOL_LOG_INFO 3
 
 /**
- * Log level of details (checkouts and releases).
+ * Log level of details: connections opened, reused, returned and closed.
  */
 #define POOL_LOG_DEBUG 4
 

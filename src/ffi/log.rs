@@ -11,9 +11,10 @@ use crate::pool::{Level, Logger};
 pub const POOL_LOG_ERROR: c_int = 1;
 /// Log level of warnings (a leaked connection, a dead connection evicted).
 pub const POOL_LOG_WARN: c_int = 2;
-/// Log level of notable events (connections opened and closed).
+/// Log level of notable pool-wide events. Connection events go out at
+/// `POOL_LOG_DEBUG`, as peewee's pool logs them.
 pub const POOL_LOG_INFO: c_int = 3;
-/// Log level of details (checkouts and releases).
+/// Log level of details: connections opened, reused, returned and closed.
 pub const POOL_LOG_DEBUG: c_int = 4;
 
 /// A log callback: `user_data` as given to `pool_set_logger`, a
