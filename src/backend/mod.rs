@@ -65,7 +65,9 @@ pub enum AnyBackend {
     Mysql(mysql::MysqlBackend),
 }
 
-/// A connection of any backend.
+/// A connection of any backend. The pool keeps each one boxed in its slot,
+/// so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyConn {
     Sqlite(sqlite::SqliteConn),
     Postgres(postgres::PostgresConn),

@@ -444,37 +444,7 @@ impl MysqlConn {
         let conn = self.conn()?;
         let result = (|| -> std::result::Result<(u64, Option<ResultSet>), mysql::Error> {
             let mut qr = conn.query_iter(sql)?;
-            let mut affected = 0u64;
-            let mut out = None;
-            while let Some(set) = qr.iter() {
-                let cols: Vec<Column> = set.columns().as_ref().to_vec();
-                let set_affected = set.affected_rows();
-                let mut builder = if want_rows.is_some() && !cols.is_empty() {
-                    Some(ResultBuilder::new(
-                        cols.iter().map(|c| c.name_str().into_owned()).collect(),
-                    ))
-                } else {
-                    None
-                };
-                for row in set {
-                    let row = row?;
-                    if let Some(b) = builder.as_mut() {
-                        for (i, v) in row.unwrap_raw().into_iter().enumerate() {
-                            match cols.get(i) {
-                                Some(col) => push_cell(b, col, v.unwrap_or(mysql::Value::NULL)),
-                                None => b.push_null(),
-                            }
-                        }
-                        b.end_row();
-                    }
-                }
-                affected = affected.saturating_add(set_affected);
-                if let Some(mut b) = builder {
-                    b.set_rows_affected(set_affected);
-                    out = Some(b.finish());
-                }
-            }
-            Ok((affected, out))
+            collect(&mut qr, want_rows.is_some())
         })();
         self.track(sql, result.is_ok());
         result.map_err(|e| self.map_err(e))
@@ -503,37 +473,7 @@ impl MysqlConn {
             let stmt = conn.prep(sql)?;
             let run = (|| {
                 let mut qr = conn.exec_iter(&stmt, mysql::Params::Positional(values))?;
-                let mut affected = 0u64;
-                let mut out = None;
-                while let Some(set) = qr.iter() {
-                    let cols: Vec<Column> = set.columns().as_ref().to_vec();
-                    let set_affected = set.affected_rows();
-                    let mut builder = if want_rows && !cols.is_empty() {
-                        Some(ResultBuilder::new(
-                            cols.iter().map(|c| c.name_str().into_owned()).collect(),
-                        ))
-                    } else {
-                        None
-                    };
-                    for row in set {
-                        let row = row?;
-                        if let Some(b) = builder.as_mut() {
-                            for (i, v) in row.unwrap_raw().into_iter().enumerate() {
-                                match cols.get(i) {
-                                    Some(col) => push_cell(b, col, v.unwrap_or(mysql::Value::NULL)),
-                                    None => b.push_null(),
-                                }
-                            }
-                            b.end_row();
-                        }
-                    }
-                    affected = affected.saturating_add(set_affected);
-                    if let Some(mut b) = builder {
-                        b.set_rows_affected(set_affected);
-                        out = Some(b.finish());
-                    }
-                }
-                Ok((affected, out))
+                collect(&mut qr, want_rows)
             })();
             if cache == 0 {
                 // No statement kept: close it on the server now.
@@ -633,6 +573,45 @@ impl Connection for MysqlConn {
 // ---------------------------------------------------------------------------
 // Cells: the text `mysql_fetch_row` gives, and the native kind.
 // ---------------------------------------------------------------------------
+
+/// Read every result set of a statement (text or binary protocol): the
+/// rows changed in all, and the last set that has columns, when `want_rows`.
+fn collect<P: mysql::prelude::Protocol>(
+    qr: &mut mysql::QueryResult<'_, '_, '_, P>,
+    want_rows: bool,
+) -> std::result::Result<(u64, Option<ResultSet>), mysql::Error> {
+    let mut affected = 0u64;
+    let mut out = None;
+    while let Some(set) = qr.iter() {
+        let cols: Vec<Column> = set.columns().as_ref().to_vec();
+        let set_affected = set.affected_rows();
+        let mut builder = if want_rows && !cols.is_empty() {
+            Some(ResultBuilder::new(
+                cols.iter().map(|c| c.name_str().into_owned()).collect(),
+            ))
+        } else {
+            None
+        };
+        for row in set {
+            let row = row?;
+            if let Some(b) = builder.as_mut() {
+                for (i, v) in row.unwrap_raw().into_iter().enumerate() {
+                    match cols.get(i) {
+                        Some(col) => push_cell(b, col, v.unwrap_or(mysql::Value::NULL)),
+                        None => b.push_null(),
+                    }
+                }
+                b.end_row();
+            }
+        }
+        affected = affected.saturating_add(set_affected);
+        if let Some(mut b) = builder {
+            b.set_rows_affected(set_affected);
+            out = Some(b.finish());
+        }
+    }
+    Ok((affected, out))
+}
 
 fn is_int_type(t: ColumnType) -> bool {
     matches!(
