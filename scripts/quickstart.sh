@@ -7,5 +7,5 @@ if ! command -v cmake >/dev/null; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq cmake
 fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
-cmake --build build -j2 --target quickstart
+cmake --build build -j2
 ./build/quickstart "sqlite:build/quickstart.db?max_connections=4&timeout=5"
