@@ -1232,3 +1232,56 @@ fn shared_library_exports_only_pool_symbols() {
         );
     }
 }
+
+/// More pools alive at once than there are 12-bit tags: pools share a tag,
+/// and a connection-only call still finds the pool that owns the handle.
+#[test]
+fn more_pools_than_tags_still_route_each_handle() {
+    let db = std::env::temp_dir().join(format!("peepool-tags-{}.db", std::process::id()));
+    let url = std::ffi::CString::new(format!("sqlite:{}", db.display())).unwrap();
+    let mut pools = Vec::new();
+    for _ in 0..4200 {
+        let mut p: *mut pool_t = ptr::null_mut();
+        assert_eq!(
+            pool_new(url.as_ptr(), &mut p),
+            S::POOL_OK,
+            "{}",
+            last_error()
+        );
+        pools.push(p);
+    }
+    // Check out from pools far apart, so some share a tag, and use each handle
+    // through the calls that take only the handle.
+    let picks = [0usize, 1, 4094, 4095, 4096, 4199];
+    let mut conns = Vec::new();
+    for &i in &picks {
+        let mut c = pool_conn_t { id: 0 };
+        assert_eq!(
+            pool_connect(pools[i], &mut c),
+            S::POOL_OK,
+            "{}",
+            last_error()
+        );
+        conns.push(c);
+    }
+    for (&i, &c) in picks.iter().zip(&conns) {
+        assert_eq!(pool_begin(c), S::POOL_OK, "pool {i}: {}", last_error());
+        assert_eq!(
+            pool_execute(c, c"SELECT 1".as_ptr(), ptr::null(), 0, ptr::null_mut()),
+            S::POOL_OK
+        );
+        assert_eq!(pool_rollback(c), S::POOL_OK);
+        // Released to its own pool only.
+        let other = pools[(i + 4095) % pools.len()];
+        assert_eq!(pool_release(other, c), S::POOL_ERR_INVALID_HANDLE);
+        assert_eq!(pool_release(pools[i], c), S::POOL_OK);
+        assert_eq!(
+            pool_execute(c, c"SELECT 1".as_ptr(), ptr::null(), 0, ptr::null_mut()),
+            S::POOL_ERR_INVALID_HANDLE
+        );
+    }
+    for p in pools {
+        pool_free(p);
+    }
+    let _ = std::fs::remove_file(&db);
+}

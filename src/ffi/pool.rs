@@ -106,7 +106,7 @@ pub extern "C" fn pool_free(pool: *mut pool_t) {
     ffi_boundary!(void; {
         if let Some(pool) = pool_t::take(pool) {
             pool.shutdown();
-            registry::unregister(pool.tag());
+            registry::unregister(&pool);
             drop(pool);
         }
         Ok(())

@@ -313,6 +313,11 @@ impl<B: Backend> WeakPool<B> {
     pub fn upgrade(&self) -> Option<Pool<B>> {
         self.handle.upgrade().map(|handle| Pool { handle })
     }
+
+    /// Whether this refers to `pool` (the same pool, not an equal one).
+    pub fn is(&self, pool: &Pool<B>) -> bool {
+        std::ptr::eq(self.handle.as_ptr(), Arc::as_ptr(&pool.handle))
+    }
 }
 
 impl<B: Backend> Clone for Pool<B> {
@@ -389,6 +394,13 @@ impl<B: Backend> Pool<B> {
 
     pub fn tag(&self) -> u32 {
         self.shared().tag
+    }
+
+    /// Whether `id` is a connection this pool has checked out now. Only
+    /// needed to tell apart pools that share a tag (more than 4095 alive at
+    /// once); takes the pool's lock.
+    pub fn owns(&self, id: ConnId) -> bool {
+        self.shared().is_valid(id)
     }
 
     pub fn downgrade(&self) -> WeakPool<B> {
