@@ -2,6 +2,9 @@
 //! (mysql://root@127.0.0.1:3306/test). Skips with a notice when the server
 //! cannot be reached, unless CI=true or PEEPOOL_REQUIRE_SERVERS=1.
 
+mod common;
+use common::servers_required;
+
 use mysql::prelude::Queryable;
 use peepool::backend::mysql::{MysqlBackend, MysqlConn};
 use peepool::{Backend, Connection, Kind, ParsedUrl, Status, Value};
@@ -18,11 +21,7 @@ fn server() -> Option<MysqlConn> {
     match backend(URL).and_then(|b| b.connect()) {
         Ok(c) => Some(c),
         Err(e) => {
-            let required = std::env::var("CI").map(|v| v == "true").unwrap_or(false)
-                || std::env::var("PEEPOOL_REQUIRE_SERVERS")
-                    .map(|v| v == "1")
-                    .unwrap_or(false);
-            if required {
+            if servers_required() {
                 panic!(
                     "MariaDB at {URL} is required (CI) but unreachable: {}",
                     e.message

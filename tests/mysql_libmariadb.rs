@@ -5,6 +5,9 @@
 //! server these tests fail under CI or `PEEPOOL_REQUIRE_SERVERS=1` and are
 //! skipped, saying so, elsewhere. (tests/mysql_backend.rs has the rest.)
 
+mod common;
+use common::servers_required;
+
 use std::process::Command;
 
 use peepool::backend::mysql::MysqlBackend;
@@ -66,11 +69,6 @@ const CORPUS: &[(&str, &str)] = &[
     ("DECIMAL(4,4)", "-0.0001"),
 ];
 
-fn required() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-        || std::env::var("PEEPOOL_REQUIRE_SERVERS").as_deref() == Ok("1")
-}
-
 /// What libmariadb gives for each column of `SELECT * FROM table` (NULL as
 /// `NULL`), through the `mariadb` client in raw batch mode.
 fn libmariadb_row(table: &str) -> Vec<String> {
@@ -99,7 +97,10 @@ fn text_forms_equal_libmariadb() {
     let mut c = match backend.connect() {
         Ok(c) => c,
         Err(e) => {
-            assert!(!required(), "MariaDB is required but unreachable: {e}");
+            assert!(
+                !servers_required(),
+                "MariaDB is required but unreachable: {e}"
+            );
             eprintln!("SKIP: MariaDB unreachable: {e}");
             return;
         }

@@ -4,6 +4,9 @@
 //! stops it at the end. Skipped, saying so, when those tools are missing,
 //! unless CI=true or PEEPOOL_REQUIRE_SERVERS=1.
 
+mod common;
+use common::servers_required;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,11 +15,6 @@ use peepool::backend::mysql::MysqlBackend;
 use peepool::{Backend, Connection, ParsedUrl, Status};
 
 const PORT: u16 = 3307;
-
-fn required() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-        || std::env::var("PEEPOOL_REQUIRE_SERVERS").as_deref() == Ok("1")
-}
 
 struct TlsServer {
     dir: PathBuf,
@@ -74,7 +72,7 @@ fn start() -> Option<TlsServer> {
     if !installed || !mariadbd.exists() {
         let _ = std::fs::remove_dir_all(&dir);
         assert!(
-            !required(),
+            !servers_required(),
             "openssl, mariadb-install-db and mariadbd are needed for the TLS test"
         );
         eprintln!("SKIP: cannot set up a throw-away MariaDB with TLS");

@@ -2,6 +2,9 @@
 //! Without a server the tests print a notice and pass, unless CI=true or
 //! PEEPOOL_REQUIRE_SERVERS=1, where they fail.
 
+mod common;
+use common::servers_required;
+
 use peepool::backend::postgres::{PostgresBackend, PostgresConn};
 use peepool::backend::{Backend, Connection};
 use peepool::config::ParsedUrl;
@@ -9,13 +12,6 @@ use peepool::value::{Kind, Value};
 use peepool::Status;
 
 const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-fn required() -> bool {
-    std::env::var("CI").map(|v| v == "true").unwrap_or(false)
-        || std::env::var("PEEPOOL_REQUIRE_SERVERS")
-            .map(|v| v == "1")
-            .unwrap_or(false)
-}
 
 fn backend(url: &str) -> peepool::Result<PostgresBackend> {
     let p = ParsedUrl::parse(url)?;
@@ -26,7 +22,7 @@ fn backend(url: &str) -> peepool::Result<PostgresBackend> {
 fn conn_with(url: &str) -> Option<PostgresConn> {
     match backend(url).and_then(|b| b.connect()) {
         Ok(c) => Some(c),
-        Err(e) if !required() => {
+        Err(e) if !servers_required() => {
             eprintln!("SKIP: PostgreSQL not reachable at {URL}: {}", e.message);
             None
         }

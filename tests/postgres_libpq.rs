@@ -4,6 +4,9 @@
 //! these tests fail under CI or `PEEPOOL_REQUIRE_SERVERS=1` and are skipped,
 //! saying so, elsewhere. (tests/postgres_backend.rs has the rest.)
 
+mod common;
+use common::servers_required;
+
 use std::process::Command;
 
 use peepool::backend::postgres::{PostgresBackend, PostgresConn};
@@ -20,9 +23,10 @@ fn backend(url: &str) -> Option<PostgresBackend> {
             Some(backend)
         }
         Err(e) => {
-            let required = std::env::var("CI").as_deref() == Ok("true")
-                || std::env::var("PEEPOOL_REQUIRE_SERVERS").as_deref() == Ok("1");
-            assert!(!required, "PostgreSQL is required but unreachable: {e}");
+            assert!(
+                !servers_required(),
+                "PostgreSQL is required but unreachable: {e}"
+            );
             eprintln!("SKIP: PostgreSQL unreachable at {URL}: {e}");
             None
         }

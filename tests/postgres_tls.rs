@@ -4,15 +4,13 @@
 //! server is unreachable or has TLS off, unless CI=true or
 //! PEEPOOL_REQUIRE_SERVERS=1.
 
+mod common;
+use common::servers_required;
+
 use peepool::backend::postgres::PostgresBackend;
 use peepool::{Backend, Connection, ParsedUrl, Status};
 
 const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-fn required() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-        || std::env::var("PEEPOOL_REQUIRE_SERVERS").as_deref() == Ok("1")
-}
 
 fn backend(url: &str) -> peepool::Result<PostgresBackend> {
     let parsed = ParsedUrl::parse(url)?;
@@ -24,7 +22,10 @@ fn server_cert() -> Option<String> {
     let mut c = match backend(&format!("{URL}?sslmode=disable")).and_then(|b| b.connect()) {
         Ok(c) => c,
         Err(e) => {
-            assert!(!required(), "PostgreSQL is required but unreachable: {e}");
+            assert!(
+                !servers_required(),
+                "PostgreSQL is required but unreachable: {e}"
+            );
             eprintln!("SKIP: PostgreSQL unreachable: {e}");
             return None;
         }
@@ -39,7 +40,7 @@ fn server_cert() -> Option<String> {
     let path = String::from_utf8(r.text(0, 1).unwrap().to_vec()).unwrap();
     if !on || std::fs::metadata(&path).is_err() {
         assert!(
-            !required(),
+            !servers_required(),
             "the test server has TLS off (ssl={on}) or {path} is unreadable"
         );
         eprintln!("SKIP: server TLS off or certificate unreadable");
