@@ -315,7 +315,9 @@ pool_status_t pool_query(pool_conn_t conn,
  * connection is released is rolled back.
  *
  * Returns `POOL_OK`; `POOL_ERR_INVALID_HANDLE`; `POOL_ERR_BUSY`;
- * `POOL_ERR_DATABASE`. Thread safety: one call at a time per connection.
+ * `POOL_ERR_DATABASE`. No pointer arguments; the null handle `{0}` is
+ * `POOL_ERR_INVALID_HANDLE`. Thread safety: one call at a time per
+ * connection (another thread meanwhile gets `POOL_ERR_BUSY`).
  */
 pool_status_t pool_begin(pool_conn_t conn);
 
@@ -323,7 +325,9 @@ pool_status_t pool_begin(pool_conn_t conn);
  * Commits the transaction open on `conn`.
  *
  * Returns `POOL_OK`; `POOL_ERR_INVALID_HANDLE`; `POOL_ERR_BUSY`;
- * `POOL_ERR_DATABASE`. Thread safety: one call at a time per connection.
+ * `POOL_ERR_DATABASE`. No pointer arguments; the null handle `{0}` is
+ * `POOL_ERR_INVALID_HANDLE`. Thread safety: one call at a time per
+ * connection (another thread meanwhile gets `POOL_ERR_BUSY`).
  */
 pool_status_t pool_commit(pool_conn_t conn);
 
@@ -331,7 +335,9 @@ pool_status_t pool_commit(pool_conn_t conn);
  * Rolls back the transaction open on `conn`.
  *
  * Returns `POOL_OK`; `POOL_ERR_INVALID_HANDLE`; `POOL_ERR_BUSY`;
- * `POOL_ERR_DATABASE`. Thread safety: one call at a time per connection.
+ * `POOL_ERR_DATABASE`. No pointer arguments; the null handle `{0}` is
+ * `POOL_ERR_INVALID_HANDLE`. Thread safety: one call at a time per
+ * connection (another thread meanwhile gets `POOL_ERR_BUSY`).
  */
 pool_status_t pool_rollback(pool_conn_t conn);
 
@@ -511,7 +517,8 @@ pool_status_t pool_close_all(pool_t *pool);
  * - `pool`: the pool.
  * - `out`: receives the connection; `{0}` on failure.
  *
- * Returns as `pool_connect`. Ownership: the thread's; give it back with
+ * Returns as `pool_connect` (a NULL `pool` or `out` is
+ * `POOL_ERR_INVALID_ARGUMENT`). Ownership: the thread's; give it back with
  * `pool_thread_release` or `pool_release`, or it goes back by itself when
  * the thread exits. Thread safety: any thread (each gets its own).
  */
@@ -635,7 +642,8 @@ pool_status_t pool_result_blob(const pool_result_t *res,
 
 /**
  * Frees a result; every pointer obtained from it becomes invalid. NULL is
- * accepted (nothing happens). Must not race with readers of `res`.
+ * accepted (nothing happens). Thread safety: from any thread, once, and
+ * not while another thread still reads `res`.
  */
 void pool_result_free(pool_result_t *res);
 

@@ -80,7 +80,9 @@ pub extern "C" fn pool_query(
 /// connection is released is rolled back.
 ///
 /// Returns `POOL_OK`; `POOL_ERR_INVALID_HANDLE`; `POOL_ERR_BUSY`;
-/// `POOL_ERR_DATABASE`. Thread safety: one call at a time per connection.
+/// `POOL_ERR_DATABASE`. No pointer arguments; the null handle `{0}` is
+/// `POOL_ERR_INVALID_HANDLE`. Thread safety: one call at a time per
+/// connection (another thread meanwhile gets `POOL_ERR_BUSY`).
 #[no_mangle]
 pub extern "C" fn pool_begin(conn: pool_conn_t) -> pool_status_t {
     ffi_boundary!(; {
@@ -91,7 +93,9 @@ pub extern "C" fn pool_begin(conn: pool_conn_t) -> pool_status_t {
 /// Commits the transaction open on `conn`.
 ///
 /// Returns `POOL_OK`; `POOL_ERR_INVALID_HANDLE`; `POOL_ERR_BUSY`;
-/// `POOL_ERR_DATABASE`. Thread safety: one call at a time per connection.
+/// `POOL_ERR_DATABASE`. No pointer arguments; the null handle `{0}` is
+/// `POOL_ERR_INVALID_HANDLE`. Thread safety: one call at a time per
+/// connection (another thread meanwhile gets `POOL_ERR_BUSY`).
 #[no_mangle]
 pub extern "C" fn pool_commit(conn: pool_conn_t) -> pool_status_t {
     ffi_boundary!(; {
@@ -102,7 +106,9 @@ pub extern "C" fn pool_commit(conn: pool_conn_t) -> pool_status_t {
 /// Rolls back the transaction open on `conn`.
 ///
 /// Returns `POOL_OK`; `POOL_ERR_INVALID_HANDLE`; `POOL_ERR_BUSY`;
-/// `POOL_ERR_DATABASE`. Thread safety: one call at a time per connection.
+/// `POOL_ERR_DATABASE`. No pointer arguments; the null handle `{0}` is
+/// `POOL_ERR_INVALID_HANDLE`. Thread safety: one call at a time per
+/// connection (another thread meanwhile gets `POOL_ERR_BUSY`).
 #[no_mangle]
 pub extern "C" fn pool_rollback(conn: pool_conn_t) -> pool_status_t {
     ffi_boundary!(; {

@@ -239,7 +239,8 @@ pub extern "C" fn pool_close_all(pool: *mut pool_t) -> pool_status_t {
 /// - `pool`: the pool.
 /// - `out`: receives the connection; `{0}` on failure.
 ///
-/// Returns as `pool_connect`. Ownership: the thread's; give it back with
+/// Returns as `pool_connect` (a NULL `pool` or `out` is
+/// `POOL_ERR_INVALID_ARGUMENT`). Ownership: the thread's; give it back with
 /// `pool_thread_release` or `pool_release`, or it goes back by itself when
 /// the thread exits. Thread safety: any thread (each gets its own).
 #[no_mangle]

@@ -225,7 +225,8 @@ pub extern "C" fn pool_result_blob(
 }
 
 /// Frees a result; every pointer obtained from it becomes invalid. NULL is
-/// accepted (nothing happens). Must not race with readers of `res`.
+/// accepted (nothing happens). Thread safety: from any thread, once, and
+/// not while another thread still reads `res`.
 #[no_mangle]
 pub extern "C" fn pool_result_free(res: *mut pool_result_t) {
     ffi_boundary!(void; {
