@@ -1,6 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "peepool_go.h"
+#include "_cgo_export.h"
 
 static pool_status_t go_fill(pool_status_t st, go_err *e) {
 	if (st != POOL_OK) {
@@ -78,4 +79,13 @@ pool_status_t go_text(const pool_result_t *r, size_t row, size_t col, const char
 pool_status_t go_blob(const pool_result_t *r, size_t row, size_t col, const void **out,
                              size_t *len, go_err *e) {
 	return go_fill(pool_result_blob(r, row, col, out, len), e);
+}
+
+/* The logger's user_data is the Go side's id for the function, not a
+ * pointer: Go memory must not be kept by C. */
+static void go_log_trampoline(void *user_data, int level, const char *message) {
+	peepoolGoLog((uintptr_t)user_data, level, (char *)message);
+}
+pool_status_t go_set_logger(pool_t *p, uintptr_t id, go_err *e) {
+	return go_fill(pool_set_logger(p, id ? go_log_trampoline : NULL, (void *)id), e);
 }

@@ -36,5 +36,6 @@ pool_status_t go_text(const pool_result_t *r, size_t row, size_t col, const char
                              size_t *len, go_err *e);
 pool_status_t go_blob(const pool_result_t *r, size_t row, size_t col, const void **out,
                              size_t *len, go_err *e);
+pool_status_t go_set_logger(pool_t *p, uintptr_t id, go_err *e);
 
 #endif

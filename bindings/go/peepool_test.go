@@ -700,3 +700,75 @@ func TestStatusStrings(t *testing.T) {
 		t.Fatal("no version")
 	}
 }
+
+// SetLogger receives the pool's debug events, from the maintenance thread as
+// well as from the calling goroutine, until it is removed.
+func TestSetLogger(t *testing.T) {
+	p, err := peepool.Open("sqlite::memory:?min_connections=1&max_connections=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var mu sync.Mutex
+	var lines []string
+	badLevel := 0
+	err = p.SetLogger(func(level peepool.LogLevel, msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if level < peepool.LogError || level > peepool.LogDebug {
+			badLevel++
+		}
+		lines = append(lines, level.String()+": "+msg)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		c, err := p.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			err = c.Release()
+		} else {
+			err = c.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	n := len(lines)
+	got := strings.Join(lines, "\n")
+	mu.Unlock()
+	if n < 3 || badLevel != 0 || !strings.Contains(got, "debug: ") {
+		t.Fatalf("want >= 3 debug lines with valid levels, got %d (bad levels %d):\n%s", n, badLevel, got)
+	}
+	if err := p.SetLogger(nil); err != nil {
+		t.Fatal(err)
+	}
+	c, err := p.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Release(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lines) != n {
+		t.Fatalf("logger called after removal: %s", strings.Join(lines[n:], "\n"))
+	}
+}
+
+func TestSetLoggerOnClosedPool(t *testing.T) {
+	p, err := peepool.Open("sqlite::memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if err := p.SetLogger(func(peepool.LogLevel, string) {}); !errors.Is(err, peepool.ErrClosed) {
+		t.Fatalf("SetLogger on a closed pool: %v, want ErrClosed", err)
+	}
+}

@@ -32,9 +32,10 @@ type Pool struct {
 	mu     sync.Mutex
 	p      *C.pool_t
 	closed bool
-	calls  int  // calls on p in flight other than pool_connect
-	waits  int  // pool_connect calls in flight (they may block in the C wait)
-	cwait  bool // the URL sets a C-level wait (timeout > 0 or inf)
+	calls  int     // calls on p in flight other than pool_connect
+	waits  int     // pool_connect calls in flight (they may block in the C wait)
+	cwait  bool    // the URL sets a C-level wait (timeout > 0 or inf)
+	logger uintptr // id of the Go logger set with SetLogger, 0 if none
 }
 
 // Open creates a pool from a URL such as "sqlite::memory:",
@@ -316,7 +317,12 @@ func (p *Pool) Close() error {
 		p.mu.Lock()
 	}
 	p.p = nil
+	logger := p.logger
+	p.logger = 0
 	p.mu.Unlock()
 	C.pool_free(cp)
+	if logger != 0 {
+		loggers.Delete(logger)
+	}
 	return nil
 }
