@@ -6,3 +6,6 @@ pub fn servers_required() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
         || std::env::var("PEEPOOL_REQUIRE_SERVERS").as_deref() == Ok("1")
 }
+
+#[allow(dead_code)]
+pub mod throwaway;
