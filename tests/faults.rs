@@ -668,6 +668,32 @@ fn killed_in_use(server: &dyn Server) {
     pool.release(killer);
 }
 
+/// A thread's own connection (`pool_thread_connect`) whose link is lost:
+/// the thread's next `pool_thread_connect` must not hand the dead one back
+/// again, but evict it and give a live one (a worker that never calls
+/// `pool_thread_release` would otherwise fail for ever after a restart).
+fn thread_connection_lost_is_replaced(server: &dyn Server) {
+    let pool = Pool::new(&server.url("max_connections=4"));
+    let killer = pool.connect().expect("killer");
+    let mut c = pool_conn_t { id: 0 };
+    assert_eq!(pool_thread_connect(pool.0, &mut c), S::POOL_OK);
+    let id = query_text(c, server.session_sql()).expect("session id");
+    kill(server, killer, &id);
+    let f = query_text(c, "SELECT 1").expect_err("killed");
+    assert!(is_link_lost(&f), "{f:?}");
+    let mut again = pool_conn_t { id: 0 };
+    assert_eq!(pool_thread_connect(pool.0, &mut again), S::POOL_OK);
+    let s = query_text(again, server.session_sql())
+        .unwrap_or_else(|f| panic!("the dead thread connection was handed out again: {f:?}"));
+    assert_ne!(s, id);
+    assert_ne!(again, c, "a new handle");
+    let st = pool.stats();
+    assert_eq!((st.closed_dead, st.in_use), (1, 2), "{st:?}");
+    assert_eq!(pool_thread_release(pool.0), S::POOL_OK);
+    pool.release(killer);
+    assert_eq!(pool.stats().in_use, 0);
+}
+
 /// Killed while idle: a connection idle past check_idle is probed at
 /// checkout and replaced unseen; a hot one (not probed) fails once, is
 /// evicted, and the next checkout works; with check_on_checkout off the
@@ -727,6 +753,7 @@ fn all_faults(server: &mut dyn Server) {
     down_at_pool_new_then_up(server);
     restart_under_load(server);
     killed_in_use(server);
+    thread_connection_lost_is_replaced(server);
     killed_while_idle(server);
     eprintln!(
         "{}: fault tests took {:.1} s",

@@ -656,6 +656,23 @@ fn thread_connect_same_id_until_thread_release() {
     assert_eq!(p.stats().in_use, 0);
 }
 
+/// Regression: after its link was lost, the thread's connection was handed
+/// back by every `thread_connect` until `thread_release`, so a worker that
+/// never releases failed for ever after a server restart.
+#[test]
+fn thread_connect_replaces_a_connection_whose_link_was_lost() {
+    let (p, _ctl) = pool(5);
+    let a = p.thread_connect().unwrap();
+    assert!(p.execute(a, "lost", &[]).unwrap_err().is_connection_lost());
+    let b = p.thread_connect().unwrap();
+    assert_ne!(b, a);
+    assert_eq!(conn_no(&p, b), 2, "a fresh connection");
+    assert_eq!(p.thread_connect().unwrap(), b);
+    let s = p.stats();
+    assert_eq!((s.closed_dead, s.open, s.in_use), (1, 1, 1));
+    p.thread_release().unwrap();
+}
+
 #[test]
 fn thread_exit_releases_thread_connection() {
     let (p, ctl) = pool(5);

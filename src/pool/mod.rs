@@ -456,10 +456,16 @@ impl<B: Backend> Pool<B> {
         let hook: Weak<dyn thread::ThreadHook> =
             Arc::downgrade(shared) as Weak<dyn thread::ThreadHook>;
         if let Some(id) = thread::get(shared.tag, &hook) {
-            if shared.is_valid(id) {
+            if shared.is_broken(id) {
+                // Its link is lost: handing it back would fail every call
+                // for ever; releasing it evicts it as dead.
+                thread::take(shared.tag, &hook);
+                let _ = shared.release(id);
+            } else if shared.is_valid(id) {
                 return Ok(id);
+            } else {
+                thread::take(shared.tag, &hook);
             }
-            thread::take(shared.tag, &hook);
         }
         let id = shared.connect()?;
         thread::set(shared.tag, hook, id);
@@ -841,6 +847,13 @@ impl<B: Backend> Shared<B> {
                     ..
                 })
         )
+    }
+
+    /// Whether `id` is checked out, in no call, and marked broken (its link
+    /// was lost during a call).
+    fn is_broken(&self, id: ConnId) -> bool {
+        let st = self.lock();
+        matches!(st.lookup(id, self.tag), Ok(idx) if st.slots[idx].broken)
     }
 
     fn connect(&self) -> Result<ConnId> {
