@@ -169,6 +169,9 @@ trait Server: Send {
     fn session_sql(&self) -> &'static str;
     /// A statement that kills session `id` (the second part of the above).
     fn kill_sql(&self, id: &str) -> String;
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) every process of the server: it
+    /// keeps its sockets, and the kernel still accepts TCP, but nothing answers.
+    fn freeze(&self, frozen: bool);
 }
 
 impl Server for ThrowawayPg {
@@ -193,6 +196,9 @@ impl Server for ThrowawayPg {
     fn kill_sql(&self, id: &str) -> String {
         format!("SELECT pg_terminate_backend({id})")
     }
+    fn freeze(&self, frozen: bool) {
+        self.signal_all(if frozen { libc::SIGSTOP } else { libc::SIGCONT })
+    }
 }
 
 impl Server for ThrowawayMariadb {
@@ -216,6 +222,9 @@ impl Server for ThrowawayMariadb {
     }
     fn kill_sql(&self, id: &str) -> String {
         format!("KILL {id}")
+    }
+    fn freeze(&self, frozen: bool) {
+        self.signal(if frozen { libc::SIGSTOP } else { libc::SIGCONT })
     }
 }
 
@@ -746,6 +755,51 @@ fn killed_while_idle(server: &dyn Server) {
     }
 }
 
+/// A frozen server (every process stopped: the kernel still accepts TCP,
+/// nothing answers): a checkout that probes an idle connection returns
+/// within connect_timeout (probe) + connect_timeout (the new connect)
+/// instead of hanging, evicts the connection, and the pool works once the
+/// server runs again. (Regression: the probe had no bound.)
+fn frozen_server_checkout_is_bounded(server: &dyn Server) {
+    let pool = Arc::new(Pool::new(&server.url(
+        "max_connections=2&check_idle=0&connect_timeout=1&timeout=1",
+    )));
+    let c = pool.connect().expect("connect");
+    pool.release(c);
+    server.freeze(true);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p2 = pool.clone();
+    let t = Instant::now();
+    let h = std::thread::spawn(move || {
+        let r = p2.connect();
+        let _ = tx.send(());
+        r
+    });
+    // Waits past the bound so that a hang is reported, not suffered.
+    let answered = rx.recv_timeout(Duration::from_secs(10)).is_ok();
+    let took = t.elapsed();
+    let s = pool.stats();
+    server.freeze(false);
+    let r = h.join().expect("thread");
+    assert!(answered, "pool_connect hung on a frozen server");
+    let f = r.expect_err("nothing answers");
+    eprintln!(
+        "{}: frozen server: pool_connect failed after {:.0} ms: {}",
+        server.name(),
+        took.as_secs_f64() * 1e3,
+        f.message
+    );
+    assert_eq!(f.status, S::POOL_ERR_CONNECT, "{f:?}");
+    assert!(f.message.contains("connect_timeout"), "{f:?}");
+    assert_no_password(&f);
+    assert!(took <= Duration::from_secs(2) + SLACK, "took {took:?}");
+    assert_eq!((s.closed_dead, s.open, s.in_use), (1, 0, 0), "{s:?}");
+
+    let c = pool.connect().expect("the server runs again");
+    query_text(c, server.session_sql()).expect("a query");
+    pool.release(c);
+}
+
 // --- per backend ----------------------------------------------------------
 
 fn all_faults(server: &mut dyn Server) {
@@ -755,6 +809,7 @@ fn all_faults(server: &mut dyn Server) {
     killed_in_use(server);
     thread_connection_lost_is_replaced(server);
     killed_while_idle(server);
+    frozen_server_checkout_is_bounded(server);
     eprintln!(
         "{}: fault tests took {:.1} s",
         server.name(),

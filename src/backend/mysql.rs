@@ -66,6 +66,9 @@ pub struct MysqlConn {
     autocommit_off: bool,
     statement_cache: usize,
     password: Option<String>,
+    /// Bounds `ping` (connect_timeout): a checkout must not wait for ever on
+    /// a server that accepts TCP but no longer answers.
+    probe_timeout: Option<std::time::Duration>,
 }
 
 fn decode(what: &str, s: &str) -> Result<String> {
@@ -298,6 +301,7 @@ impl Backend for MysqlBackend {
             autocommit_off: false,
             statement_cache: self.connect.statement_cache,
             password: self.password.clone(),
+            probe_timeout: self.connect.connect_timeout,
         };
         if let Some(init) = &self.connect.init_sql {
             if let Err(e) = c.run_text(init, None) {
@@ -522,7 +526,45 @@ impl Connection for MysqlConn {
     }
 
     fn ping(&mut self) -> Result<()> {
-        let r = self.conn()?.ping();
+        let r = match self.probe_timeout {
+            None => self.conn()?.ping(),
+            Some(limit) => {
+                // The crate has no per-call read timeout: ping on a helper
+                // thread, which keeps (and later drops) the connection when
+                // no answer comes in time.
+                self.conn()?;
+                let mut conn = self.conn.take().expect("checked above");
+                let (tx, rx) = std::sync::mpsc::channel();
+                let spawned = std::thread::Builder::new()
+                    .name("peepool-mysql-ping".into())
+                    .spawn(move || {
+                        let r = conn.ping();
+                        let _ = tx.send((conn, r));
+                    });
+                if let Err(e) = spawned {
+                    self.lost = true;
+                    return Err(
+                        Error::database(format!("could not start the ping thread: {e}"))
+                            .with_sqlstate("08S01"),
+                    );
+                }
+                match rx.recv_timeout(limit) {
+                    Ok((conn, r)) => {
+                        self.conn = Some(conn);
+                        r
+                    }
+                    Err(_) => {
+                        self.lost = true;
+                        return Err(Error::database(format!(
+                            "lost connection to the MySQL server: no answer to a ping \
+                             within {:.3} s (connect_timeout)",
+                            limit.as_secs_f64()
+                        ))
+                        .with_sqlstate("08S01"));
+                    }
+                }
+            }
+        };
         r.map_err(|e| {
             // A failed ping means the link is unusable, whatever the cause.
             let mut err = self.map_err(e);

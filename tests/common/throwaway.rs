@@ -198,6 +198,47 @@ impl ThrowawayPg {
         };
         format!("postgres://{auth}@127.0.0.1:{}/{db}", self.port)
     }
+
+    /// Sends `signal` to the postmaster and every process it started (its
+    /// backends answer the sessions, so all must stop to freeze the server).
+    pub fn signal_all(&self, signal: i32) {
+        let pid_file = self.dir.join("data/postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file).expect("postmaster.pid");
+        let pm: i32 = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .parse()
+            .expect("pid");
+        let mut pids = vec![pm];
+        for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let ppid = rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<i32>().ok());
+            let pid = head
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<i32>().ok());
+            if let (Some(pid), Some(ppid)) = (pid, ppid) {
+                if ppid == pm {
+                    pids.push(pid);
+                }
+            }
+        }
+        for pid in pids {
+            // SAFETY: kill(2) on the throw-away cluster's own processes.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
 }
 
 impl Drop for ThrowawayPg {
@@ -327,6 +368,13 @@ impl ThrowawayMariadb {
         // SAFETY: kill(2) on our own child, not yet reaped.
         unsafe { libc::kill(child.id() as i32, signal) };
         child.wait().expect("wait for mariadbd");
+    }
+
+    /// Sends `signal` to the server (SIGSTOP freezes it, SIGCONT thaws it).
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("running");
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe { libc::kill(child.id() as i32, signal) };
     }
 
     /// `mysql://user[:password]@127.0.0.1:port/db`.

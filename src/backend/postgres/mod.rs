@@ -132,6 +132,8 @@ impl PostgresBackend {
             settings: Settings::default(),
             settings_dirty: true,
             settings_touched_in_tx: false,
+            probe_timeout: connect.connect_timeout,
+            abandoned: false,
         };
         conn.read_settings()
             .map_err(|e| Error::connect(scrub(&e.message, password)))?;
@@ -253,6 +255,12 @@ pub struct PostgresConn {
     settings: Settings,
     settings_dirty: bool,
     settings_touched_in_tx: bool,
+    /// Bounds `ping` (connect_timeout): a checkout must not wait for ever on
+    /// a server that accepts TCP but no longer answers.
+    probe_timeout: Option<std::time::Duration>,
+    /// A probe timed out with its request unanswered: closing waits for the
+    /// answer (tokio-postgres), so it must not hold up the caller.
+    abandoned: bool,
 }
 
 /// A parameter sent as libpq sends an untyped one: text format (blobs binary).
@@ -704,9 +712,29 @@ impl Connection for PostgresConn {
         if self.lost {
             return Err(Self::gone());
         }
-        match self.client.simple_query("SELECT 1") {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.fail(e)),
+        let Some(limit) = self.probe_timeout else {
+            return match self.client.simple_query("SELECT 1") {
+                Ok(_) => Ok(()),
+                Err(e) => Err(self.fail(e)),
+            };
+        };
+        match self.client.is_valid(limit) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let mut err = self.fail(e);
+                if !self.lost {
+                    // Timed out: the request is still in flight.
+                    self.lost = true;
+                    self.abandoned = true;
+                    err = Error::database(format!(
+                        "connection to the PostgreSQL server was lost: no answer to a \
+                         liveness probe within {:.3} s (connect_timeout)",
+                        limit.as_secs_f64()
+                    ))
+                    .with_sqlstate("08006");
+                }
+                Err(err)
+            }
         }
     }
 
@@ -740,6 +768,13 @@ impl Connection for PostgresConn {
     }
 
     fn close(self) {
+        if self.abandoned {
+            // Ends when the server answers or the link dies.
+            let _ = std::thread::Builder::new()
+                .name("peepool-pg-close".into())
+                .spawn(move || drop(self.client));
+            return;
+        }
         let _ = self.client.close();
     }
 }
