@@ -581,6 +581,28 @@ fn restart_under_load(server: &mut dyn Server) {
             .filter(|o| o.start >= r.stop_begin && o.end <= r.ready)
             .map(|o| o.end - o.start)
             .collect();
+        // Independent of when the test saw the server ready: from the first
+        // query any thread got through to the new server to the moment
+        // every thread had one.
+        let first_any = all
+            .iter()
+            .filter(|o| !o.connect && o.start >= r.stop_begin)
+            .filter(|o| {
+                o.result
+                    .as_ref()
+                    .is_ok_and(|s| !old_incarnations.contains(incarnation(s)))
+            })
+            .map(|o| o.end)
+            .min()
+            .expect("a success after the restart");
+        let all_back = all_succeeded_since(&logs, first_any).expect("every thread recovered");
+        eprintln!(
+            "{}: round {} ({}): every thread back {:.1} ms after the first one",
+            server.name(),
+            k + 1,
+            if r.hard { "crash" } else { "clean" },
+            (all_back - first_any).as_secs_f64() * 1e3
+        );
         down.sort();
         let ms = |q: usize| down.get(q).map_or(0.0, |d| d.as_secs_f64() * 1e3);
         eprintln!(
@@ -630,6 +652,36 @@ fn restart_under_load(server: &mut dyn Server) {
 fn cause_of(message: &str) -> String {
     let m: String = message.chars().take(90).collect();
     m.split(" (os error").next().unwrap_or("").to_string()
+}
+
+/// Idle connections across a crash and restart, checked out again after
+/// check_idle: every dead one is found by the probe and replaced, so no
+/// caller sees an error.
+fn idle_across_restart_is_invisible(server: &mut dyn Server) {
+    let pool = Pool::new(&server.url("max_connections=4&check_idle=0.5&connect_timeout=2"));
+    let held: Vec<pool_conn_t> = (0..4).map(|_| pool.connect().expect("connect")).collect();
+    let old: BTreeSet<String> = held
+        .iter()
+        .map(|c| query_text(*c, server.session_sql()).expect("session"))
+        .collect();
+    for c in held {
+        pool.release(c);
+    }
+    server.stop(true);
+    server.start();
+    std::thread::sleep(Duration::from_millis(600));
+    let held: Vec<pool_conn_t> = (0..4)
+        .map(|_| pool.connect().expect("a live connection"))
+        .collect();
+    for c in &held {
+        let s = query_text(*c, server.session_sql()).expect("no dead connection reaches a caller");
+        assert!(!old.contains(&s), "{s} is from before the restart");
+    }
+    let s = pool.stats();
+    assert_eq!((s.closed_dead, s.open, s.in_use), (4, 4, 4), "{s:?}");
+    for c in held {
+        pool.release(c);
+    }
 }
 
 // --- connections killed server-side ------------------------------------------
@@ -761,9 +813,9 @@ fn killed_while_idle(server: &dyn Server) {
 /// instead of hanging, evicts the connection, and the pool works once the
 /// server runs again. (Regression: the probe had no bound.)
 fn frozen_server_checkout_is_bounded(server: &dyn Server) {
-    let pool = Arc::new(Pool::new(&server.url(
-        "max_connections=2&check_idle=0&connect_timeout=1&timeout=1",
-    )));
+    let pool = Arc::new(Pool::new(
+        &server.url("max_connections=2&check_idle=0&connect_timeout=1&timeout=1"),
+    ));
     let c = pool.connect().expect("connect");
     pool.release(c);
     server.freeze(true);
@@ -806,6 +858,7 @@ fn all_faults(server: &mut dyn Server) {
     let t = Instant::now();
     down_at_pool_new_then_up(server);
     restart_under_load(server);
+    idle_across_restart_is_invisible(server);
     killed_in_use(server);
     thread_connection_lost_is_replaced(server);
     killed_while_idle(server);
