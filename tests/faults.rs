@@ -1,7 +1,9 @@
 //! Faults against real servers, driven through the C ABI (issue 6): servers
-//! restarted under load, a server down at `pool_new` and during
-//! `pool_connect`, a server that accepts TCP but never answers, and
-//! connections killed server-side while idle and while in use.
+//! restarted (cleanly and by a crash) under load and with idle connections,
+//! a server down at `pool_new` and during `pool_connect`, a server that
+//! accepts TCP but never answers, a frozen server (SIGSTOP), and
+//! connections killed server-side while idle and while in use, the
+//! thread's own connection included.
 //!
 //! The shared servers are never stopped: each backend gets a throw-away
 //! server of its own (tests/common/throwaway.rs), PostgreSQL 15 on
@@ -360,6 +362,7 @@ struct Op {
 }
 
 const POOL_OPTIONS: &str = "max_connections=6&timeout=2&connect_timeout=2";
+/// timeout + connect_timeout: a wait for a slot, then the connect it won.
 const CONNECT_BOUND: Duration = Duration::from_secs(4);
 /// No read timeout is configured: a query must fail by itself when the
 /// link goes, and promptly.
@@ -648,7 +651,7 @@ fn restart_under_load(server: &mut dyn Server) {
     assert_eq!(pool.stats().in_use, 0);
 }
 
-/// The message up to its first digit-bearing detail, to group failures.
+/// The start of a message without the OS error number, to group failures.
 fn cause_of(message: &str) -> String {
     let m: String = message.chars().take(90).collect();
     m.split(" (os error").next().unwrap_or("").to_string()
