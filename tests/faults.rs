@@ -516,7 +516,12 @@ fn restart_under_load(server: &mut dyn Server) {
                 [
                     "refused",
                     "reset by peer",
+                    "broken pipe",
+                    "server disconnected",
+                    "lost connection",
+                    "connection closed",
                     "shutting down",
+                    "shutdown in progress",
                     "starting up",
                     "not yet accepting",
                     "recovery",
