@@ -15,6 +15,14 @@
 
 #define BENCH_MAX_RUNS 64
 
+/* The servers every program uses unless BENCH_PG_URL / BENCH_MYSQL_URL /
+ * BENCH_ZDB_PG_URL / BENCH_ZDB_MYSQL_URL say otherwise (libzdb spells the
+ * same servers its own way). */
+#define BENCH_PG_DEFAULT "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+#define BENCH_MYSQL_DEFAULT "mysql://root@127.0.0.1:3306/test"
+#define BENCH_ZDB_PG_DEFAULT "postgresql://127.0.0.1:5432/test?user=postgres&password="
+#define BENCH_ZDB_MYSQL_DEFAULT "mysql://127.0.0.1:3306/test?user=root&password="
+
 static inline uint64_t bench_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -55,9 +63,10 @@ static inline double bench_median(double *v, int n) {
 /* One run: do `ops` operations, return 0 on success. */
 typedef int (*bench_fn)(void *ctx, long ops);
 
-/* Runs fn once as a warm-up (ops/10), then `runs` times; prints the line.
- * Returns 0, or -1 when a run failed (then prints nothing). */
-static inline int bench_run(const char *name, bench_fn fn, void *ctx, long ops) {
+/* Runs fn once as a warm-up (ops/10), then `runs` times; stores the median
+ * ns per operation in *median. Returns 0, or -1 when a run failed. */
+static inline int bench_measure(const char *name, bench_fn fn, void *ctx, long ops,
+                                double *median) {
     double ns[BENCH_MAX_RUNS];
     int runs = bench_runs(), i;
     if (fn(ctx, ops / 10 + 1) != 0) {
@@ -72,8 +81,53 @@ static inline int bench_run(const char *name, bench_fn fn, void *ctx, long ops) 
         }
         ns[i] = (double)(bench_now_ns() - t0) / (double)ops;
     }
-    printf("%s\t%.1f\t%ld\n", name, bench_median(ns, runs), ops);
+    *median = bench_median(ns, runs);
+    return 0;
+}
+
+/* bench_measure, then the benchmark's line. Returns 0, or -1 when a run
+ * failed (then prints nothing). */
+static inline int bench_run(const char *name, bench_fn fn, void *ctx, long ops) {
+    double median;
+    if (bench_measure(name, fn, ctx, ops, &median) != 0) return -1;
+    printf("%s\t%.1f\t%ld\n", name, median, ops);
     fflush(stdout);
+    return 0;
+}
+
+/* mysql://user[:pass]@host[:port]/db (no escapes), for the raw libmariadb
+ * peers; user, pass and db hold 64 bytes, host 128. */
+static inline int bench_parse_mysql_url(const char *url, char *user, char *pass, char *host,
+                                        unsigned *port, char *db) {
+    const char *p = strstr(url, "://"), *at, *slash, *colon, *q;
+    *user = *pass = *host = *db = 0;
+    *port = 3306;
+    if (!p) return -1;
+    p += 3;
+    at = strchr(p, '@');
+    if (at) {
+        colon = memchr(p, ':', (size_t)(at - p));
+        if (colon) {
+            snprintf(user, 64, "%.*s", (int)(colon - p), p);
+            snprintf(pass, 64, "%.*s", (int)(at - colon - 1), colon + 1);
+        } else {
+            snprintf(user, 64, "%.*s", (int)(at - p), p);
+        }
+        p = at + 1;
+    }
+    slash = strchr(p, '/');
+    if (!slash) slash = p + strlen(p);
+    colon = memchr(p, ':', (size_t)(slash - p));
+    if (colon) {
+        snprintf(host, 128, "%.*s", (int)(colon - p), p);
+        *port = (unsigned)atoi(colon + 1);
+    } else {
+        snprintf(host, 128, "%.*s", (int)(slash - p), p);
+    }
+    if (*slash == '/') {
+        q = strchr(slash + 1, '?');
+        snprintf(db, 64, "%.*s", q ? (int)(q - slash - 1) : (int)strlen(slash + 1), slash + 1);
+    }
     return 0;
 }
 

@@ -279,41 +279,6 @@ static void run_raw_pq(const char *url, long ops) {
 /* ---- libmariadb ----------------------------------------------------------- */
 
 #ifdef HAVE_MARIADB
-/* mysql://user[:pass]@host[:port]/db (no escapes). */
-static int parse_mysql_url(const char *url, char *user, char *pass, char *host, unsigned *port,
-                           char *db) {
-    const char *p = strstr(url, "://"), *at, *slash, *colon, *q;
-    *user = *pass = *host = *db = 0;
-    *port = 3306;
-    if (!p) return -1;
-    p += 3;
-    at = strchr(p, '@');
-    if (at) {
-        colon = memchr(p, ':', (size_t)(at - p));
-        if (colon) {
-            snprintf(user, 64, "%.*s", (int)(colon - p), p);
-            snprintf(pass, 64, "%.*s", (int)(at - colon - 1), colon + 1);
-        } else {
-            snprintf(user, 64, "%.*s", (int)(at - p), p);
-        }
-        p = at + 1;
-    }
-    slash = strchr(p, '/');
-    if (!slash) slash = p + strlen(p);
-    colon = memchr(p, ':', (size_t)(slash - p));
-    if (colon) {
-        snprintf(host, 128, "%.*s", (int)(colon - p), p);
-        *port = (unsigned)atoi(colon + 1);
-    } else {
-        snprintf(host, 128, "%.*s", (int)(slash - p), p);
-    }
-    if (*slash == '/') {
-        q = strchr(slash + 1, '?');
-        snprintf(db, 64, "%.*s", q ? (int)(q - slash - 1) : (int)strlen(slash + 1), slash + 1);
-    }
-    return 0;
-}
-
 static int raw_my_query(void *vctx, long ops) {
     MYSQL *m = vctx;
     long i;
@@ -366,7 +331,7 @@ static void run_raw_my(const char *url, long ops) {
     unsigned port;
     MYSQL *m;
     MYSQL_STMT *st;
-    if (parse_mysql_url(url, user, pass, host, &port, db) != 0) return;
+    if (bench_parse_mysql_url(url, user, pass, host, &port, db) != 0) return;
     m = mysql_init(NULL);
     if (!mysql_real_connect(m, host, user, *pass ? pass : NULL, db, port, NULL, 0)) {
         printf("# libmariadb: %s (skipped)\n", mysql_error(m));
@@ -388,8 +353,8 @@ static void run_raw_my(const char *url, long ops) {
 
 int main(void) {
     long local = bench_ops(200000), remote = bench_ops(2000);
-    const char *pg = bench_env("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable");
-    const char *my = bench_env("BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/test");
+    const char *pg = bench_env("BENCH_PG_URL", BENCH_PG_DEFAULT);
+    const char *my = bench_env("BENCH_MYSQL_URL", BENCH_MYSQL_DEFAULT);
 
     printf("# peepool %s\n", pool_version());
     if (wanted("sqlite")) {
@@ -418,7 +383,7 @@ int main(void) {
 #endif
 #ifdef HAVE_ZDB
         /* libzdb's placeholders are '?' on every backend */
-        run_zdb("postgres", bench_env("BENCH_ZDB_PG_URL", "postgresql://127.0.0.1:5432/test?user=postgres&password="),
+        run_zdb("postgres", bench_env("BENCH_ZDB_PG_URL", BENCH_ZDB_PG_DEFAULT),
                 "SELECT ?::int8", remote);
 #endif
     }
@@ -431,7 +396,7 @@ int main(void) {
         printf("# libmariadb: not found at configure time, skipped\n");
 #endif
 #ifdef HAVE_ZDB
-        run_zdb("mysql", bench_env("BENCH_ZDB_MYSQL_URL", "mysql://127.0.0.1:3306/test?user=root&password="),
+        run_zdb("mysql", bench_env("BENCH_ZDB_MYSQL_URL", BENCH_ZDB_MYSQL_DEFAULT),
                 "SELECT ?", remote);
 #endif
     }
