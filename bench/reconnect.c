@@ -77,7 +77,8 @@ static int pp_cycle(void *vctx, long ops) {
         }
         pool_result_int64(r, 0, 0, &v);
         pool_result_free(r);
-        if ((ctx->mode == PP_MANUAL_CLOSE ? pool_manual_close(ctx->pool, c) : pool_release(ctx->pool, c)) != POOL_OK)
+        if ((ctx->mode == PP_MANUAL_CLOSE ? pool_manual_close(ctx->pool, c)
+                                          : pool_release(ctx->pool, c)) != POOL_OK)
             return -1;
         if (v != 1) return -1;
     }
