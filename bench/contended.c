@@ -9,7 +9,11 @@
  * peepool waits in pool_connect (URL timeout=inf, FIFO); libzdb's
  * getConnection returns NULL when all connections are out, so its threads
  * retry with sched_yield() and the wait includes the retries.
- * BENCH_ONLY=peepool or BENCH_ONLY=libzdb runs one pool only.
+ * rawpool, the bound: the least a blocking pool can do, in plain C, a
+ * pthread mutex and condition variable over a free list of 4 raw sqlite3
+ * connections (system SQLite, ":memory:"), each holding a prepared
+ * SELECT 1 (no FIFO, no liveness check, no handles, no result copy).
+ * BENCH_ONLY=peepool, libzdb or rawpool runs one pool only.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "bench.h"
@@ -22,13 +26,16 @@
 #ifdef HAVE_ZDB
 #include <zdb.h>
 #endif
+#ifdef HAVE_SQLITE3
+#include <sqlite3.h>
+#endif
 
 #define MAX_THREADS 32
 #define BUCKETS 512 /* log2(ns) * 8 */
 
 struct worker {
     pthread_t tid;
-    int kind; /* 0 peepool, 1 libzdb */
+    int kind; /* 0 peepool, 1 libzdb, 2 rawpool */
     void *pool;
     long ops;
     int failed;
@@ -80,15 +87,71 @@ static int zdb_op(struct worker *w) {
 }
 #endif
 
+#ifdef HAVE_SQLITE3
+#define RAW_CONNS 4
+struct rawpool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sqlite3 *db[RAW_CONNS];
+    sqlite3_stmt *stmt[RAW_CONNS];
+    int free_list[RAW_CONNS];
+    int nfree;
+};
+
+static int rawpool_op(struct worker *w) {
+    struct rawpool *p = w->pool;
+    uint64_t t0 = bench_now_ns();
+    int i, ok;
+    pthread_mutex_lock(&p->mu);
+    while (p->nfree == 0) pthread_cond_wait(&p->cv, &p->mu);
+    i = p->free_list[--p->nfree];
+    pthread_mutex_unlock(&p->mu);
+    record_wait(w, bench_now_ns() - t0);
+    ok = sqlite3_step(p->stmt[i]) == SQLITE_ROW && sqlite3_column_int(p->stmt[i], 0) == 1;
+    sqlite3_reset(p->stmt[i]);
+    pthread_mutex_lock(&p->mu);
+    p->free_list[p->nfree++] = i;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return ok ? 0 : -1;
+}
+
+static int rawpool_open(struct rawpool *p) {
+    int i;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    for (i = 0; i < RAW_CONNS; i++) {
+        if (sqlite3_open(":memory:", &p->db[i]) != SQLITE_OK ||
+            sqlite3_prepare_v2(p->db[i], "SELECT 1", -1, &p->stmt[i], NULL) != SQLITE_OK)
+            return -1;
+        p->free_list[i] = i;
+    }
+    p->nfree = RAW_CONNS;
+    return 0;
+}
+
+static void rawpool_close(struct rawpool *p) {
+    int i;
+    for (i = 0; i < RAW_CONNS; i++) {
+        sqlite3_finalize(p->stmt[i]);
+        sqlite3_close(p->db[i]);
+    }
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+}
+#endif
+
 static void *worker_main(void *arg) {
     struct worker *w = arg;
     pthread_barrier_wait(&start_barrier);
     while (!stop_flag) {
-        int rc;
+        int rc = -1;
+        if (w->kind == 0) rc = peepool_op(w);
 #ifdef HAVE_ZDB
-        rc = w->kind == 0 ? peepool_op(w) : zdb_op(w);
-#else
-        rc = peepool_op(w);
+        if (w->kind == 1) rc = zdb_op(w);
+#endif
+#ifdef HAVE_SQLITE3
+        if (w->kind == 2) rc = rawpool_op(w);
 #endif
         if (rc < 0) {
             w->failed = 1;
@@ -177,28 +240,31 @@ static void run_series(const char *label, int kind, void *pool, int nthreads, do
     fflush(stdout);
 }
 
+static int only_is(const char *pool) {
+    const char *only = getenv("BENCH_ONLY");
+    return !only || !*only || strcmp(only, pool) == 0;
+}
+
 int main(void) {
     static const int counts[] = {2, 8, 32};
     double seconds = atof(bench_env("BENCH_SECONDS", "1"));
-    const char *only = getenv("BENCH_ONLY");
-    pool_t *pool = NULL;
     size_t i;
     if (seconds <= 0) seconds = 1;
 
     printf("# peepool %s, %g s per run\n", pool_version(), seconds);
-    if (only && strcmp(only, "peepool") != 0) goto zdb;
-    if (pool_new("sqlite::memory:?max_connections=4&timeout=inf", &pool) != POOL_OK) {
-        fprintf(stderr, "pool_new: %s\n", pool_last_error());
-        return 1;
+    if (only_is("peepool")) {
+        pool_t *pool = NULL;
+        if (pool_new("sqlite::memory:?max_connections=4&timeout=inf", &pool) != POOL_OK) {
+            fprintf(stderr, "pool_new: %s\n", pool_last_error());
+            return 1;
+        }
+        for (i = 0; i < sizeof counts / sizeof counts[0]; i++)
+            run_series("peepool", 0, pool, counts[i], seconds);
+        pool_free(pool);
     }
-    for (i = 0; i < sizeof counts / sizeof counts[0]; i++)
-        run_series("peepool", 0, pool, counts[i], seconds);
-    pool_free(pool);
 
-zdb:
-    if (only && strcmp(only, "libzdb") != 0) return 0;
 #ifdef HAVE_ZDB
-    {
+    if (only_is("libzdb")) {
         char url_s[128];
         URL_T url;
         ConnectionPool_T zpool;
@@ -217,6 +283,22 @@ zdb:
     }
 #else
     printf("# libzdb: not found at configure time, skipped\n");
+#endif
+
+#ifdef HAVE_SQLITE3
+    if (only_is("rawpool")) {
+        static struct rawpool rp;
+        printf("# rawpool: system sqlite3 %s\n", sqlite3_libversion());
+        if (rawpool_open(&rp) == 0) {
+            for (i = 0; i < sizeof counts / sizeof counts[0]; i++)
+                run_series("rawpool", 2, &rp, counts[i], seconds);
+        } else {
+            printf("# rawpool: cannot open sqlite3 (skipped)\n");
+        }
+        rawpool_close(&rp);
+    }
+#else
+    printf("# rawpool: sqlite3 not found at configure time, skipped\n");
 #endif
     return 0;
 }
