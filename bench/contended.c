@@ -268,7 +268,8 @@ int main(void) {
         char url_s[128];
         URL_T url;
         ConnectionPool_T zpool;
-        snprintf(url_s, sizeof url_s, "sqlite:///tmp/peepool_bench_contended_%ld.db", (long)getpid());
+        snprintf(url_s, sizeof url_s, "sqlite:///tmp/peepool_bench_contended_%ld.db",
+                 (long)getpid());
         url = URL_new(url_s);
         zpool = ConnectionPool_new(url);
         ConnectionPool_setInitialConnections(zpool, 4);

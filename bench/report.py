@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes bench/RESULTS.md (to stdout) from the files bench/run.sh leaves in
 build-bench/results: cycle.tsv, query.tsv, query_pinned.tsv, contended.tsv,
-env.txt, pinning.txt."""
+pgfloor.tsv, pgfloor_pinned.tsv, reconnect.tsv, reconnect_pinned.tsv,
+memory.tsv, env.txt, pinning.txt."""
 import os
 import sys
 
@@ -34,6 +35,10 @@ def ratio(a, b):
     return a / b if a and b else None
 
 
+def fmt_bytes(b):
+    return f"{b / 1024:,.1f} KiB"
+
+
 def fmt_ratio(r, digits=2):
     return "–" if r is None else f"{r:.{digits}f}×"
 
@@ -62,6 +67,15 @@ def main():
     q, q_n = load(os.path.join(d, "query.tsv"))
     qp, qp_n = load(os.path.join(d, "query_pinned.tsv"))
     con, con_n = load(os.path.join(d, "contended.tsv"))
+    # The postgres crate's floor is one more peer of the query workload.
+    pf, pf_n = load(os.path.join(d, "pgfloor.tsv"))
+    pfp, _ = load(os.path.join(d, "pgfloor_pinned.tsv"))
+    q.update(pf)
+    if any(k.startswith("peepool_") for k in qp):
+        qp.update(pfp)
+    rc, rc_n = load(os.path.join(d, "reconnect.tsv"))
+    rcp, _ = load(os.path.join(d, "reconnect_pinned.tsv"))
+    mem, mem_n = load(os.path.join(d, "memory.tsv"))
     pin = open(os.path.join(d, "pinning.txt")).read().strip() if os.path.exists(os.path.join(d, "pinning.txt")) else ""
 
     def g(rows, k):
@@ -76,12 +90,14 @@ def main():
     P.append("  **The 2 CPUs were shared with other processes (other builds and tests ran at the same time)**, so absolute figures are noisy; every ratio below compares figures measured in the same run, minutes apart at most.")
     P.append(f"- Versions: {env.get('rustc')}; {env.get('cc')}; peepool {next((n.split()[1] for n in cyc_n if n.startswith('peepool')), '?')} "
              f"(SQLite through rusqlite's {env.get('sqlite_bundled')}, postgres crate {env.get('postgres_crate')}, mysql crate {env.get('mysql_crate')}); "
+             f"bench/pgfloor: postgres crate {env.get('pgfloor_postgres_crate')} (its lock copied from the main one); "
              f"libzdb {env.get('libzdb')} (Debian); system SQLite {env.get('sqlite3_system')} (raw peer and libzdb); libpq {env.get('libpq')}; libmariadb {env.get('libmariadb')}.")
-    for n in q_n:
-        if n.startswith("libpq") or n.startswith("libmariadb"):
+    for n in q_n + pf_n:
+        if n.startswith(("libpq", "libmariadb", "postgres crate")):
             P.append(f"- {n}.")
     P.append(f"- Every figure is the median over {env.get('runs')} runs after a warm-up (operation counts × {env.get('scale')}); contended runs last {env.get('seconds')} s each. "
-             "Each program prints `name<TAB>median_ns_per_op<TAB>ops_per_run`; the raw output is in `build-bench/results/`.")
+             "Each program prints `name<TAB>median_ns_per_op<TAB>ops_per_run` (memory: bytes per connection instead of ns); the raw output is in `build-bench/results/`. "
+             f"The programs ran for {env.get('elapsed_s', '?')} s in all (builds not counted).")
     P.append("- \"peepool ÷ this\" is peepool's median divided by the row's median: below 1 peepool is faster, above 1 slower.\n")
 
     # --- 1. cycle
@@ -95,7 +111,8 @@ def main():
 
     # --- 2. query
     P.append("## 2. Cycle + query, one thread\n")
-    P.append("`select1`: checkout, `SELECT 1`, read the value, release. `param`: the same with one int64 parameter (`SELECT ?`; PostgreSQL `SELECT $1::int8`). Raw peers hold one connection by hand: sqlite3 steps a held prepared statement; libpq runs `PQexecParams` (text format); libmariadb runs `mysql_query` + `mysql_store_result` for select1 and a held `MYSQL_STMT` for param. libzdb prepares the statement on every checkout for `param` (its statements end with the checkout).\n")
+    P.append("`select1`: checkout, `SELECT 1`, read the value, release. `param`: the same with one int64 parameter (`SELECT ?`; PostgreSQL `SELECT $1::int8`). Raw peers hold one connection by hand: sqlite3 steps a held prepared statement; libpq runs `PQexecParams` (text format); libmariadb runs `mysql_query` + `mysql_store_result` for select1 and a held `MYSQL_STMT` for param. libzdb prepares the statement on every checkout for `param` (its statements end with the checkout). "
+             "The `postgres` crate's floor (`bench/pgfloor`, Rust) runs the same two statements, prepared once, over a held `postgres::Client`: peepool's PostgreSQL backend is that crate plus the pool, so the gap to it is what the pool and the C ABI add.\n")
     P.append("### SQLite in memory\n")
     P.append(table(q, [("peepool select1", "peepool_sqlite_select1"), ("raw sqlite3 select1 (held stmt)", "raw_sqlite_select1"),
                        ("libzdb select1", "libzdb_sqlite_select1")], "peepool_sqlite_select1"))
@@ -110,30 +127,84 @@ def main():
             continue
         for db, raw in (("postgres", "libpq"), ("mysql", "libmariadb")):
             for kind in ("select1", "param"):
-                P.append(table(rows, [(f"peepool {db} {kind}", f"peepool_{db}_{kind}"),
-                                      (f"peepool {db} {kind}, `check_on_checkout=false`", f"peepool_nocheck_{db}_{kind}"),
-                                      (f"{raw} {kind} (held connection)", f"{raw}_{db}_{kind}"),
-                                      (f"libzdb {db} {kind}", f"libzdb_{db}_{kind}")], f"peepool_{db}_{kind}"))
+                names = [(f"peepool {db} {kind}", f"peepool_{db}_{kind}"),
+                         (f"peepool {db} {kind}, `check_on_checkout=false`", f"peepool_nocheck_{db}_{kind}"),
+                         (f"{raw} {kind} (held connection)", f"{raw}_{db}_{kind}")]
+                if db == "postgres":
+                    names.append((f"postgres crate {kind} (held `Client`, prepared once: the floor)", f"pgcrate_{db}_{kind}"))
+                names.append((f"libzdb {db} {kind}", f"libzdb_{db}_{kind}"))
+                P.append(table(rows, names, f"peepool_{db}_{kind}"))
                 P.append("")
     if pin:
         P.append("Pinning: " + pin.replace("\n", "; ") + "\n")
 
     # --- 3. contended
     P.append("## 3. Contended: threads over 4 connections, SQLite, cycle + `SELECT 1`\n")
-    P.append("Each thread loops checkout + `SELECT 1` + release for the run's duration. peepool: `sqlite::memory:?max_connections=4&timeout=inf` (waiters are served first come, first served). libzdb: max 4 connections on a file; its `getConnection` returns NULL when all are out, so its threads retry with `sched_yield()` (the wait below includes the retries). Throughput is total ops ÷ wall time; max/min is the busiest thread's ops over the idlest's; p99 wait is the 99th percentile of the checkout wait (log histogram, upper bucket edge); each column is its own median over the runs.\n")
+    P.append("Each thread loops checkout + `SELECT 1` + release for the run's duration. peepool: `sqlite::memory:?max_connections=4&timeout=inf` (waiters are served first come, first served). libzdb: max 4 connections on a file; its `getConnection` returns NULL when all are out, so its threads retry with `sched_yield()` (the wait below includes the retries). The bound: 4 raw sqlite3 connections (system SQLite, `:memory:`, a held `SELECT 1` statement each) behind a pthread mutex and condition variable: the least a blocking pool does, with no fairness (a releasing thread may take its connection straight back), no liveness check, no handle checks and no result copy. Throughput is total ops ÷ wall time; max/min is the busiest thread's ops over the idlest's; p99 wait is the 99th percentile of the checkout wait (log histogram, upper bucket edge); each column is its own median over the runs.\n")
     P.append("| pool | threads | ops/s | ns per op (wall) | max/min ops per thread | p99 wait | starved threads | peepool throughput ÷ libzdb |")
     P.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for t in (2, 8, 32):
-        for pool in ("peepool", "libzdb"):
+        for pool in ("peepool", "libzdb", "rawpool"):
             k = f"contended_{pool}_t{t}"
             if k not in con:
                 P.append(f"| {pool} | {t} | skipped | | | | | |")
                 continue
             ns, ops, ex = con[k]
             r = ratio(g(con, f"contended_libzdb_t{t}"), g(con, f"contended_peepool_t{t}")) if pool == "peepool" else None
-            P.append(f"| {pool} | {t} | {1e9 / ns:,.0f} | {ns:,.0f} | {float(ex.get('maxmin', 'nan')):.2f} | {fmt_ns(float(ex.get('p99_wait_ns', 'nan')))} | {ex.get('starved')} | {fmt_ratio(r) if r else ''} |")
+            label = "bound: mutex + condvar, raw sqlite3" if pool == "rawpool" else pool
+            P.append(f"| {label} | {t} | {1e9 / ns:,.0f} | {ns:,.0f} | {float(ex.get('maxmin', 'nan')):.2f} | {fmt_ns(float(ex.get('p99_wait_ns', 'nan')))} | {ex.get('starved')} | {fmt_ratio(r) if r else ''} |")
     P.append("")
     P.append("![throughput against threads](throughput.png)\n")
+
+    # --- 4. reconnect
+    P.append("## 4. Reconnect: what a fresh connection costs\n")
+    P.append("Every operation is a connection, `SELECT 1` read back, and the connection given up; only whether the connection is new differs. "
+             "peepool pooled: `pool_connect` + query + `pool_release` (`max_connections=4`, the connection reused). "
+             "peepool new connection: the same with `pool_manual_close`, so every `pool_connect` opens one (`pool_stats` confirms a connection opened per cycle, or the row is dropped). "
+             "Raw client: `sqlite3_open_v2` / `PQconnectdb` / `mysql_real_connect`, the query, close. "
+             "libzdb: a pool of one started, used once and stopped per operation (libzdb cannot close one connection on demand; its inactivity timeout is at least 1 s), so its figure includes the pool's start and stop. "
+             "SQLite in memory: peepool's `sqlite::memory:` is a `memdb` database shared by the pool and kept alive by a keeper connection; the raw peer opens the same kind of database next to a keeper of its own; libzdb has no such URL. "
+             "`stale_timeout` was not used to force reconnects: peepool reads `CLOCK_MONOTONIC_COARSE` (a few ms a tick), so a connection opened and released within one tick is never older than any lifetime (a trial with `stale_timeout=0.000001` opened 1 connection for 10,201 SQLite cycles).\n")
+
+    def reconnect_table(rows, dbs):
+        out = ["| backend | peepool pooled cycle | peepool new connection per cycle | new ÷ pooled (what pooling saves) | raw client connect | peepool new ÷ raw | libzdb pool of one per cycle | peepool new ÷ libzdb |",
+               "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for label, db in dbs:
+            pooled, new = g(rows, f"peepool_{db}_pooled"), g(rows, f"peepool_{db}_manual_close")
+            raw, zdb = g(rows, f"raw_{db}_connect"), g(rows, f"libzdb_{db}_newpool")
+            f = lambda v: fmt_ns(v) if v else "skipped"
+            out.append(f"| {label} | {f(pooled)} | {f(new)} | {fmt_ratio(ratio(new, pooled), 0 if (ratio(new, pooled) or 0) >= 100 else 1)} | {f(raw)} | {fmt_ratio(ratio(new, raw))} | {f(zdb)} | {fmt_ratio(ratio(new, zdb))} |")
+        return "\n".join(out)
+
+    dbs_all = [("SQLite file", "sqlite_file"), ("SQLite memory", "sqlite_memory"), ("PostgreSQL", "postgres"), ("MariaDB", "mysql")]
+    P.append("### Free (no pinning)\n")
+    P.append(reconnect_table(rc, dbs_all) if rc else "Not run.")
+    P.append("")
+    P.append("### Pinned: benchmark and servers on CPU 0\n")
+    P.append(reconnect_table(rcp, dbs_all[2:]) if any(k.startswith("peepool_") for k in rcp) else "Not run (servers unreachable or pinning skipped).")
+    P.append("")
+    for n in rc_n:
+        if "not printed" in n or "skipped" in n:
+            P.append(f"- {n}")
+    P.append("")
+
+    # --- 5. memory
+    P.append("## 5. Memory: resident size per idle connection\n")
+    P.append(f"Each measurement runs in a child forked from a process that has opened nothing, so every one starts from the same heap. "
+             f"The child opens one connection and runs `SELECT 1` (libraries initialised, pool started), reads `VmRSS` from `/proc/self/statm`, opens {env.get('mem_conns', '20')} more that each run `SELECT 1` and then sit idle, reads `VmRSS` again, and divides the difference by their number. "
+             "peepool: that many checkouts held at once, then all released (`pool_stats` must show them idle, or the figure is dropped); raw clients: the handles held open; libzdb: `getConnection` held at once, then all closed back into its pool. "
+             "Client side only: the server's own memory per connection (a PostgreSQL backend process, a MariaDB thread) is not counted. Median over the runs; the page size (4 KiB) is the resolution of each reading.\n")
+    P.append("| backend | peepool | raw client | libzdb | peepool ÷ raw | peepool ÷ libzdb |")
+    P.append("|---|---:|---:|---:|---:|---:|")
+    for label, db in dbs_all:
+        pp, raw, zdb = g(mem, f"mem_peepool_{db}"), g(mem, f"mem_raw_{db}"), g(mem, f"mem_libzdb_{db}")
+        f = lambda v: fmt_bytes(v) if v is not None else "skipped"
+        P.append(f"| {label} | {f(pp)} | {f(raw)} | {f(zdb)} | {fmt_ratio(ratio(pp, raw))} | {fmt_ratio(ratio(pp, zdb))} |")
+    P.append("")
+    for n in mem_n:
+        if "skipped" in n or "failed" in n:
+            P.append(f"- {n}")
+    P.append("")
 
     # --- targets
     P.append("## Targets from issue 5\n")
@@ -154,7 +225,9 @@ def main():
     for kind in ("select1", "param"):
         r = ratio(g(src, f"peepool_postgres_{kind}"), g(src, f"libpq_postgres_{kind}"))
         P.append(f"| PostgreSQL cycle + query ({kind}) within 1.2× libpq, {where} | {fmt_ratio(r, 3)} | {status(None if r is None else r <= 1.2)} |")
-    P.append("| PostgreSQL within 1.05× the `postgres` crate's one-round-trip floor | not measured in this session (needs a Rust peer on a held `postgres::Client`) | open |")
+    for kind in ("select1", "param"):
+        r = ratio(g(src, f"peepool_postgres_{kind}"), g(src, f"pgcrate_postgres_{kind}"))
+        P.append(f"| PostgreSQL cycle + query ({kind}) within 1.05× the `postgres` crate's floor (held `Client`), {where} | {fmt_ratio(r, 3)} | {status(None if r is None else r <= 1.05)} |")
     for kind, raw in (("select1", "mysql_query"), ("param", "held mysql_stmt")):
         r = ratio(g(src, f"peepool_mysql_{kind}"), g(src, f"libmariadb_mysql_{kind}"))
         P.append(f"| MariaDB cycle + query ({kind}) within 1.05× libmariadb ({raw}), {where} | {fmt_ratio(r, 3)} | {status(None if r is None else r <= 1.05)} |")
@@ -165,9 +238,21 @@ def main():
         st = ex.get("starved")
         P.append(f"| contended 8 threads / 4 conns: ≥ 15× libzdb's throughput | {fmt_ratio(r, 3)} | {status(None if r is None else r >= 15)} |")
         P.append(f"| contended 8 threads: max/min ops per thread ≤ 1.5, none starved | {mm:.2f}, {st} starved | {status(mm <= 1.5 and st == '0')} |")
-    P.append("| reconnect cost per backend (workload 4) | not measured yet | open |")
-    P.append("| RSS per idle connection per backend (workload 5) | not measured yet | open |")
-    P.append("| plot of throughput against threads | `bench/throughput.png` (peepool and libzdb; raw clients have no pool to contend on) | made |")
+    rsrc = rcp if any(k.startswith("peepool_") for k in rcp) else rc
+    parts = []
+    for label, db in dbs_all:
+        rows = rsrc if db in ("postgres", "mysql") else rc
+        r = ratio(g(rows, f"peepool_{db}_manual_close"), g(rows, f"raw_{db}_connect"))
+        if r is not None:
+            parts.append(f"{label} {fmt_ratio(r)}")
+    P.append(f"| reconnect cost per backend (workload 4), peepool new connection ÷ raw connect{' (servers pinned)' if rsrc is rcp else ''} | {', '.join(parts) or '–'} | {'measured' if parts else 'open'} |")
+    parts = []
+    for label, db in dbs_all:
+        pp, raw = g(mem, f"mem_peepool_{db}"), g(mem, f"mem_raw_{db}")
+        if pp is not None and raw is not None:
+            parts.append(f"{label} {fmt_bytes(pp)} vs {fmt_bytes(raw)}")
+    P.append(f"| RSS per idle connection per backend (workload 5), peepool vs raw client | {', '.join(parts) or '–'} | {'measured' if parts else 'open'} |")
+    P.append("| plot of throughput against threads | `bench/throughput.png`: peepool, libzdb and the mutex + condvar bound (log scale) | made |")
     P.append("")
     analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
     if os.path.exists(analysis):
