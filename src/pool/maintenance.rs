@@ -5,9 +5,10 @@
 //! `min_connections`, and reports leaks once.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use parking_lot::MutexGuard;
+use parking_lot::{Mutex, MutexGuard};
 
 use super::clock::{now_ns, ns};
 use super::log::{plog, Level};
@@ -35,12 +36,44 @@ pub(super) fn start<B: Backend>(shared: &Arc<Shared<B>>) {
     let spawned = std::thread::Builder::new()
         .name("peepool-maint".to_string())
         .spawn(move || run(weak, period));
-    if let Err(e) = spawned {
-        plog!(
+    match spawned {
+        Ok(h) => *shared.maint.0.lock() = Some((h, super::fork::generation())),
+        Err(e) => plog!(
             shared.log,
             Level::Error,
             "could not start the maintenance thread: {e}"
-        );
+        ),
+    }
+}
+
+/// The maintenance thread's handle and the fork generation it lives in.
+#[derive(Default)]
+pub(super) struct Thread(Mutex<Option<(JoinHandle<()>, u64)>>);
+
+/// How long `join` waits for a maintenance round stuck in a connect.
+const JOIN_PATIENCE: Duration = Duration::from_secs(5);
+
+impl Thread {
+    /// Waits (after shutdown woke it) for the thread to end, so that no
+    /// library code runs once `pool_free` has returned and the library may
+    /// be unloaded. A round blocked in a connect to a server that does not
+    /// answer is left to finish on its own after `JOIN_PATIENCE`. Not in a
+    /// fork child (the thread is the parent's) nor on the thread itself.
+    pub(super) fn join(&self) {
+        let Some((h, gen)) = self.0.lock().take() else {
+            return;
+        };
+        if gen != super::fork::generation() || h.thread().id() == std::thread::current().id() {
+            return;
+        }
+        let start = Instant::now();
+        while !h.is_finished() {
+            if start.elapsed() > JOIN_PATIENCE {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let _ = h.join();
     }
 }
 

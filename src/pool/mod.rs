@@ -272,6 +272,8 @@ pub(crate) struct Shared<B: Backend> {
     state: Mutex<State<B::Conn>>,
     /// Wakes the maintenance thread (shutdown).
     maint_cv: Condvar,
+    /// The maintenance thread, joined by `shutdown`.
+    maint: maintenance::Thread,
     log: Log,
     /// Fork generation last seen (fast check without the lock).
     fork_gen: AtomicU64,
@@ -374,6 +376,7 @@ impl<B: Backend> Pool<B> {
                 last_connect_error: None,
             }),
             maint_cv: Condvar::new(),
+            maint: maintenance::Thread::default(),
             log: Log::from_env(),
             fork_gen: AtomicU64::new(fork_gen),
             fork_fix: Mutex::new(()),
@@ -1213,6 +1216,7 @@ impl<B: Backend> Shared<B> {
         for (c, serial) in out {
             self.close_conn(c, serial, Reason::Cleared);
         }
+        self.maint.join();
         plog!(self.log, Level::Debug, "Pool shut down.");
     }
 

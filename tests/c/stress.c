@@ -30,6 +30,7 @@
 #include "harness.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -398,6 +399,30 @@ static void *monitor_main(void *arg) {
     return NULL;
 }
 
+#ifdef __linux__
+/* Threads of this process named name (from /proc/self/task/<tid>/comm);
+ * -1 when /proc cannot be read. */
+static int threads_named(const char *name) {
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+    if (!d) return -1;
+    while ((e = readdir(d)) != NULL) {
+        char path[300], comm[64] = "";
+        FILE *f;
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        f = fopen(path, "r");
+        if (!f) continue; /* the thread ended meanwhile */
+        if (fgets(comm, sizeof comm, f)) comm[strcspn(comm, "\n")] = '\0';
+        fclose(f);
+        if (strcmp(comm, name) == 0) n++;
+    }
+    closedir(d);
+    return n;
+}
+#endif
+
 static pool_status_t exec_on(pool_t *pool, const char *sql) {
     pool_conn_t c;
     pool_status_t st = pool_connect(pool, &c);
@@ -528,7 +553,16 @@ int main(int argc, char **argv) {
         check_stats(&s, "after pool_close_all");
         CHECK_EQ(s.in_use, 0);
     }
+#ifdef __linux__
+    /* min_connections starts a maintenance thread; it runs library code, so
+     * it must be gone when pool_free returns (a program may dlclose the
+     * library next). */
+    CHECK_EQ(threads_named("peepool-maint"), 1);
+#endif
     pool_free(g_pool);
+#ifdef __linux__
+    CHECK_EQ(threads_named("peepool-maint"), 0);
+#endif
 
     if (observer) {
         /* Every session the pool ever opened is gone (the server ends a
