@@ -517,6 +517,7 @@ impl PostgresConn {
         if self.lost {
             return Err(Self::gone());
         }
+        check_param_count(params)?;
         let wrapped: Vec<Param> = params.iter().map(|p| Param(*p)).collect();
         let types = Self::types_of(params);
         let r = if self.cache_size > 0 {
@@ -544,6 +545,7 @@ impl PostgresConn {
         if self.lost {
             return Err(Self::gone());
         }
+        check_param_count(params)?;
         let wrapped: Vec<Param> = params.iter().map(|p| Param(*p)).collect();
         let types = Self::types_of(params);
         let (r, cols) = if self.cache_size > 0 {
@@ -701,6 +703,21 @@ impl PostgresConn {
         self.note_sql(sql, r.is_ok());
         r.map_err(|e| self.fail(e))
     }
+}
+
+/// The protocol counts parameters in 16 bits: past that the driver fails
+/// halfway through writing its messages and the connection is lost, so
+/// refuse before sending anything.
+const MAX_PARAMS: usize = u16::MAX as usize;
+
+fn check_param_count(params: &[Value<'_>]) -> Result<()> {
+    if params.len() > MAX_PARAMS {
+        return Err(Error::invalid_argument(format!(
+            "PostgreSQL takes at most {MAX_PARAMS} parameters in a statement, got {}",
+            params.len()
+        )));
+    }
+    Ok(())
 }
 
 impl Connection for PostgresConn {
