@@ -352,7 +352,13 @@ pub fn redact(url: &str) -> String {
         let redacted: Vec<String> = query
             .split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if is_secret_key(k) => format!("{k}=****"),
+                // The parser decodes names, so `pass%77ord` is `password`.
+                Some((k, _))
+                    if is_secret_key(k)
+                        || is_secret_key(&percent_decode(k).unwrap_or_default()) =>
+                {
+                    format!("{k}=****")
+                }
                 _ => pair.to_string(),
             })
             .collect();
@@ -439,6 +445,11 @@ mod tests {
             "mysql://h/db?password=****&a=b"
         );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        // Found by the fuzz target: a percent-encoded name is still a password.
+        assert_eq!(
+            redact("localhost/db?pass%77ord=s3cret"),
+            "localhost/db?pass%77ord=****"
+        );
         assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:****@h/db");
     }
 
