@@ -596,6 +596,9 @@ fn parse_path(rest: &str) -> Result<String> {
         Some(after) if after.starts_with('/') => after,
         Some("") => return Err(Error::config("malformed URL 'sqlite://': no database path (write sqlite:///abs/path.db or sqlite:rel/path.db)")),
         Some(after) => {
+            // What looks like a host may hold `user:password@`.
+            let shown = crate::config::redact(&format!("sqlite://{after}"));
+            let after = &shown["sqlite://".len()..];
             return Err(Error::config(format!(
                 "malformed URL 'sqlite://{after}': SQLite URLs have no host; write 'sqlite:{after}' for a relative path or 'sqlite:///{after}' for an absolute one"
             )))
