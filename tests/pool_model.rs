@@ -5,7 +5,8 @@
 //! of DESIGN.md section 2 predicts, after every operation, its status, which
 //! fake connection a checkout gets (LIFO), which connections were closed and
 //! every counter of `Stats`. Released, closed and revoked handles must be
-//! refused afterwards. When the pool is dropped, every connection it opened
+//! refused afterwards; after `shutdown` (what `pool_free` does) checkouts
+//! get `POOL_ERR_CLOSED`. When the pool is dropped, every connection it opened
 //! must have been closed exactly once.
 //!
 //! Time is not modelled: the pool has no test clock, so options that act on
@@ -285,6 +286,9 @@ enum Op {
     Forged {
         id: u64,
     },
+    /// What `pool_free` does: the pool refuses new checkouts and revokes
+    /// the handles still out.
+    Shutdown,
 }
 
 fn cfg_strategy() -> impl Strategy<Value = Cfg> {
@@ -345,6 +349,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => Just(Op::CloseAll),
         2 => (any::<Index>(), how).prop_map(|(h, how)| Op::UseStale { h, how }),
         1 => any::<u64>().prop_map(|id| Op::Forged { id }),
+        1 => Just(Op::Shutdown),
     ]
 }
 
@@ -374,6 +379,7 @@ struct Model {
     closed: Vec<u64>,
     last_connect_error: Option<String>,
     stats: Stats,
+    shut_down: bool,
 }
 
 impl Model {
@@ -391,6 +397,7 @@ impl Model {
             attempts: 0,
             closed: Vec::new(),
             last_connect_error: None,
+            shut_down: false,
         }
     }
 
@@ -431,6 +438,9 @@ impl Model {
     /// asked to open a connection: Ok(the connection checked out) or the
     /// error's status. Pushes the connection onto `out` under `id` later.
     fn connect(&mut self, fault: Fault) -> Result<MConn, (Status, Option<String>)> {
+        if self.shut_down {
+            return Err((Status::POOL_ERR_CLOSED, None));
+        }
         while let Some(c) = self.idle.pop() {
             if self.cfg.check_on_checkout {
                 let alive = match c.death {
@@ -792,6 +802,18 @@ impl Harness {
                 let d = &self.model.dead_handles;
                 if !d.is_empty() {
                     self.check_refused(d[h.index(d.len())], *how);
+                }
+            }
+            Op::Shutdown => {
+                self.pool.shutdown();
+                let m = &mut self.model;
+                m.shut_down = true;
+                for c in std::mem::take(&mut m.idle) {
+                    m.close(&c, |s| &mut s.closed_cleared);
+                }
+                for (id, c) in std::mem::take(&mut m.out) {
+                    m.dead_handles.push(id);
+                    m.close(&c, |s| &mut s.closed_cleared);
                 }
             }
             Op::Forged { id } => {
