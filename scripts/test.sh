@@ -14,6 +14,9 @@ export PEEPOOL_TEST_SERVERS
 step "cargo test"
 cargo test
 
+step "fuzz the URL and option parser (60 s)"
+./tests/fuzz/run.sh 60
+
 step "cmake configure"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Debug -DPEEPOOL_TEST_SERVERS="$PEEPOOL_TEST_SERVERS"
 
