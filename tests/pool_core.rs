@@ -23,12 +23,25 @@ struct Ctl {
     /// The Nth connect (1-based) fails; 0 = none.
     fail_nth: AtomicUsize,
     connect_delay_ms: AtomicU64,
-    exec_delay_ms: AtomicU64,
     /// Every connection reports itself closed.
     all_dead: AtomicBool,
     ping_fails: AtomicBool,
     rollback_fails: AtomicBool,
     in_tx: AtomicBool,
+    /// A "gate" statement is in flight.
+    gate_entered: AtomicBool,
+    /// Lets a "gate" statement finish.
+    gate_open: AtomicBool,
+}
+
+impl Ctl {
+    /// Waits until a "gate" statement is running: a test then knows a call
+    /// is in flight without guessing with a sleep.
+    fn wait_gate_entered(&self) {
+        while !self.gate_entered.load(SeqCst) {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -78,11 +91,16 @@ impl Connection for FakeConn {
     fn in_transaction(&mut self) -> bool {
         self.in_tx || self.ctl.in_tx.load(SeqCst)
     }
-    /// Returns the connection's number; "sleep" waits, "lost" loses the link,
-    /// "fail" is an ordinary error.
+    /// Returns the connection's number; "gate" waits until the test opens
+    /// the gate, "lost" loses the link, "fail" is an ordinary error.
     fn execute(&mut self, sql: &str, _params: &[Value<'_>]) -> peepool::Result<u64> {
         match sql {
-            "sleep" => thread::sleep(Duration::from_millis(self.ctl.exec_delay_ms.load(SeqCst))),
+            "gate" => {
+                self.ctl.gate_entered.store(true, SeqCst);
+                while !self.ctl.gate_open.load(SeqCst) {
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
             "lost" => {
                 return Err(Error::database("server closed the connection unexpectedly")
                     .with_sqlstate("08006"))
@@ -527,11 +545,10 @@ fn test_close_stale_idle_holder_gets_invalid_handle() {
 #[test]
 fn close_stale_busy_holder_finishes_its_call_then_closed() {
     let (p, ctl) = pool(1);
-    ctl.exec_delay_ms.store(150, SeqCst);
     let a = p.connect().unwrap();
     let p2 = p.clone();
-    let t = thread::spawn(move || p2.execute(a, "sleep", &[]));
-    thread::sleep(Duration::from_millis(40));
+    let t = thread::spawn(move || p2.execute(a, "gate", &[]));
+    ctl.wait_gate_entered();
     assert_eq!(p.close_stale(Duration::ZERO), 1);
     assert_eq!(
         ctl.closes.load(SeqCst),
@@ -540,6 +557,7 @@ fn close_stale_busy_holder_finishes_its_call_then_closed() {
     );
     assert_eq!(p.stats().open, 1, "still counts against max_connections");
     assert_eq!(p.connect().unwrap_err().status, Status::POOL_ERR_EXHAUSTED);
+    ctl.gate_open.store(true, SeqCst);
     assert_eq!(t.join().unwrap().unwrap(), 1, "the call in flight finishes");
     assert_eq!(ctl.closes.load(SeqCst), 1);
     assert_eq!(
@@ -606,11 +624,10 @@ fn invalid_handles_are_detected() {
 #[test]
 fn busy_from_second_thread_during_slow_call() {
     let (p, ctl) = pool(5);
-    ctl.exec_delay_ms.store(200, SeqCst);
     let a = p.connect().unwrap();
     let p2 = p.clone();
-    let t = thread::spawn(move || p2.execute(a, "sleep", &[]));
-    thread::sleep(Duration::from_millis(50));
+    let t = thread::spawn(move || p2.execute(a, "gate", &[]));
+    ctl.wait_gate_entered();
     assert_eq!(
         p.execute(a, "x", &[]).unwrap_err().status,
         Status::POOL_ERR_BUSY
@@ -620,6 +637,7 @@ fn busy_from_second_thread_during_slow_call() {
     // The pool itself is not blocked by the call in flight.
     let b = p.connect().unwrap();
     p.release(b).unwrap();
+    ctl.gate_open.store(true, SeqCst);
     t.join().unwrap().unwrap();
     p.release(a).unwrap();
 }
@@ -916,7 +934,6 @@ fn shutdown_wakes_waiters_with_closed_and_revokes() {
         timeout: WaitTimeout::Forever,
         ..opts(2)
     });
-    ctl.exec_delay_ms.store(150, SeqCst);
     let idle = p.connect().unwrap();
     let held = p.connect().unwrap();
     p.release(idle).unwrap();
@@ -925,8 +942,8 @@ fn shutdown_wakes_waiters_with_closed_and_revokes() {
     let waiter = thread::spawn(move || p2.connect());
     wait_until("waiter", Duration::from_secs(2), || p.stats().waiting == 1);
     let p3 = p.clone();
-    let call = thread::spawn(move || p3.execute(busy, "sleep", &[]));
-    thread::sleep(Duration::from_millis(30));
+    let call = thread::spawn(move || p3.execute(busy, "gate", &[]));
+    ctl.wait_gate_entered();
     p.shutdown();
     assert_eq!(
         waiter.join().unwrap().unwrap_err().status,
@@ -937,6 +954,7 @@ fn shutdown_wakes_waiters_with_closed_and_revokes() {
         1,
         "the held one closed now, the busy one later"
     );
+    ctl.gate_open.store(true, SeqCst);
     assert!(call.join().unwrap().is_ok(), "the call in flight finishes");
     assert_eq!(ctl.closes.load(SeqCst), 2);
     assert_eq!(
