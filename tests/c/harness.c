@@ -15,6 +15,10 @@ enum backend_kind g_kind = BACKEND_SQLITE;
 
 int is_sqlite(void) { return g_kind == BACKEND_SQLITE || g_kind == BACKEND_SQLITE_MEMORY; }
 int is_server(void) { return g_kind == BACKEND_POSTGRES || g_kind == BACKEND_MYSQL; }
+int behind_txn_pooler(void) {
+    const char *env = getenv("PEEPOOL_TEST_TXN_POOLER");
+    return env != NULL && strcmp(env, "1") == 0;
+}
 
 void url_with(char *out, size_t n, const char *options) {
     if (options == NULL || options[0] == '\0') {

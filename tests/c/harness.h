@@ -17,6 +17,10 @@ extern enum backend_kind g_kind;
 
 int is_sqlite(void);              /* file or memory */
 int is_server(void);              /* postgres or mysql */
+/* PEEPOOL_TEST_TXN_POOLER=1 (tests/pgbouncer/run.sh): the URL reaches the
+ * server through a transaction-mode pooler, so a client connection has no
+ * server process of its own (no pg_backend_pid to terminate). */
+int behind_txn_pooler(void);
 
 /* g_url with extra pool options appended ("max_connections=2&timeout=1"). */
 void url_with(char *out, size_t n, const char *options);
