@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the tools and the test databases are there:
 #   cmake, valgrind, pkg-config, PostgreSQL (127.0.0.1:5432, trust, db test),
-#   MariaDB (127.0.0.1:3306, root with empty password, db test).
+#   MariaDB (127.0.0.1:3306, root with empty password, db test), and the
+#   pgbouncer program (tests/pgbouncer/ starts its own; never the service).
 # Installs what is missing with apt-get, starts servers that are not
 # reachable, waits for them. When a server stays unreachable: with CI=true or
 # PEEPOOL_REQUIRE_SERVERS=1 exit 1; otherwise warn and print
@@ -20,11 +21,20 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
 { command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; } || missing+=(mariadb-server)
+have_pgbouncer() { command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; }
+have_pgbouncer || missing+=(pgbouncer)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq >&2
   $SUDO apt-get install -y -qq "${missing[@]}" >&2
+  if [[ " ${missing[*]} " == *" pgbouncer "* ]] && command -v systemctl >/dev/null &&
+    systemctl is-active --quiet pgbouncer 2>/dev/null; then
+    # Where systemd runs, the package starts its service on port 6432, the
+    # tests' port; the tests start a pgbouncer of their own.
+    log "stopping and disabling the pgbouncer service the package just started"
+    $SUDO systemctl disable --now pgbouncer >&2 || true
+  fi
 fi
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
@@ -70,6 +80,14 @@ elif [ -x /usr/sbin/mariadbd ] && command -v mariadb >/dev/null; then
   # a fresh install: root authenticates by unix socket only; allow TCP with an empty password
   log "configuring root with an empty password for 127.0.0.1"
   $SUDO mariadb -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('') OR unix_socket; CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; CREATE DATABASE IF NOT EXISTS test; FLUSH PRIVILEGES;" >&2 || true
+fi
+
+if ! have_pgbouncer; then
+  if [ "${CI:-}" = true ] || [ "${PEEPOOL_REQUIRE_SERVERS:-0}" = 1 ]; then
+    log "ERROR: pgbouncer is required (CI / PEEPOOL_REQUIRE_SERVERS=1) but could not be installed"
+    exit 1
+  fi
+  log "WARNING: pgbouncer is not installed: the PgBouncer tests will be skipped"
 fi
 
 ok=1
