@@ -33,10 +33,10 @@ port_open() {
     if command -v pg_isready >/dev/null 2>&1; then
         # pg_isready says "no response" (2) only when nothing listens.
         rc=0
-        pg_isready -q -h 127.0.0.1 -p "$1" -t 1 >/dev/null 2>&1 || rc=$?
+        pg_isready -q -h 127.0.0.1 -p "$1" -d test -U postgres -t 1 >/dev/null 2>&1 || rc=$?
         [ "$rc" -ne 2 ]
     else
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+        bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
     fi
 }
 
@@ -75,16 +75,22 @@ pidfile = $dir/pgbouncer.pid
 admin_users = postgres
 INI
     printf '"postgres" ""\n"root" ""\n' >"$dir/userlist.txt"
+    rc=0
     if [ "$(id -u)" = 0 ]; then
         chown -R postgres "$dir"
-        runuser -u postgres -- "$bin" -d -q "$dir/pgbouncer.ini"
+        runuser -u postgres -- "$bin" -d -q "$dir/pgbouncer.ini" || rc=$?
     else
-        "$bin" -d -q "$dir/pgbouncer.ini"
+        "$bin" -d -q "$dir/pgbouncer.ini" || rc=$?
+    fi
+    if [ $rc -ne 0 ]; then
+        echo "bouncer.sh: pgbouncer exited with status $rc; log:" >&2
+        cat "$dir/pgbouncer.log" >&2 2>/dev/null || true
+        exit 1
     fi
     i=0
     while ! port_open "$port"; do
         i=$((i + 1))
-        if [ $i -gt 100 ]; then
+        if [ $i -gt 100 ] || grep -q FATAL "$dir/pgbouncer.log" 2>/dev/null; then
             echo "bouncer.sh: pgbouncer did not listen on 127.0.0.1:$port within 10 s; log:" >&2
             cat "$dir/pgbouncer.log" >&2 2>/dev/null || true
             exit 1
