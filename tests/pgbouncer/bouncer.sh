@@ -1,17 +1,20 @@
 #!/bin/sh
-# tests/pgbouncer/bouncer.sh start <dir> <port>  |  stop <dir>
+# tests/pgbouncer/bouncer.sh start <dir> <port> [setting=value ...]  |  stop <dir>
 #
 # A throw-away PgBouncer for the tests, never the system service: its own
 # config, log and pid file in <dir>, transaction pooling, trust auth, in front
 # of the test PostgreSQL (PEEPOOL_PG_HOST/PEEPOOL_PG_PORT, default
 # 127.0.0.1:5432, database test). default_pool_size=2 so that the server
 # connections are really shared between clients and between transactions.
-# PgBouncer refuses to run as root: as root it runs as user postgres.
+# Extra [pgbouncer] settings may follow the port (tests/postgres_pgbouncer.rs
+# uses server_round_robin=1 so that one client's round trips alternate
+# between the two server connections). PgBouncer refuses to run as root: as
+# root it runs as user postgres.
 # `start` returns once the port accepts connections (or fails, showing the log).
 set -eu
 
 usage() {
-    echo "usage: $0 start <dir> <port> | stop <dir>" >&2
+    echo "usage: $0 start <dir> <port> [setting=value ...] | stop <dir>" >&2
     exit 2
 }
 [ $# -ge 2 ] || usage
@@ -42,8 +45,9 @@ port_open() {
 
 case "$cmd" in
 start)
-    [ $# -eq 3 ] || usage
+    [ $# -ge 3 ] || usage
     port=$3
+    shift 3
     bin=$(find_pgbouncer) || {
         echo "bouncer.sh: pgbouncer not found (apt-get install pgbouncer; scripts/ensure-servers.sh does)" >&2
         exit 3
@@ -74,6 +78,12 @@ logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 admin_users = postgres
 INI
+    for setting in "$@"; do
+        case "$setting" in
+        *=*) printf '%s\n' "$setting" >>"$dir/pgbouncer.ini" ;;
+        *) usage ;;
+        esac
+    done
     printf '"postgres" ""\n"root" ""\n' >"$dir/userlist.txt"
     rc=0
     if [ "$(id -u)" = 0 ]; then
