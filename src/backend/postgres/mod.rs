@@ -166,6 +166,51 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
+/// Whether a `statement_cache=0` query failed in the driver's own lookup of a
+/// result type that is not built in (enum, domain, composite, or an array or
+/// range of one). tokio-postgres 0.7.18 looks such a type up with named
+/// statements (`s0`, `s1`, ... prepared in one round trip, run in the next;
+/// rust-postgres#1204); through a transaction-mode pooler the next round trip
+/// may reach another server connection, where the name does not exist (26000)
+/// or names another process's statement (42P05). The query itself never names
+/// a statement here, so only the lookup can, unless the SQL is the SQL-level
+/// PREPARE / EXECUTE / DEALLOCATE.
+fn type_lookup_failed(sql: &str, e: &postgres::Error) -> bool {
+    let Some(db) = e.as_db_error() else {
+        return false;
+    };
+    if !matches!(db.code().code(), "26000" | "42P05") {
+        return false;
+    }
+    let (w1, _) = first_keywords(sql);
+    if matches!(w1.as_str(), "PREPARE" | "EXECUTE" | "DEALLOCATE") {
+        return false;
+    }
+    db.message()
+        .strip_prefix("prepared statement \"s")
+        .and_then(|rest| rest.split_once('"'))
+        .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The error of a failed type lookup, saying what happened and what to do;
+/// the server's SQLSTATE is kept.
+fn type_lookup_error(err: Error) -> Error {
+    let msg = format!(
+        "statement_cache=0: a result column has a type that is not built in (an enum, \
+         domain, composite, or an array or range of one), which the driver looks up with \
+         named prepared statements; behind a transaction-mode pooler that lookup reached \
+         another server connection. The statement itself has run (outside a transaction it \
+         is committed); only its result is lost. Cast such columns to text in the query \
+         (col::text), or use PgBouncer 1.21 or later with max_prepared_statements > 0. \
+         Server said: {}",
+        err.message
+    );
+    Error {
+        message: msg,
+        ..err
+    }
+}
+
 /// An error's message with its causes, and for a server error its fields.
 fn error_text(e: &postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
@@ -567,7 +612,17 @@ impl PostgresConn {
             (self.client.query_typed(sql, &pairs), None)
         };
         self.note_sql(sql, r.is_ok());
-        let rows = r.map_err(|e| self.fail(e))?;
+        let rows = match r {
+            Ok(rows) => rows,
+            Err(e) => {
+                let lookup = cols.is_none() && type_lookup_failed(sql, &e);
+                let err = self.fail(e);
+                return Err(if lookup { type_lookup_error(err) } else { err });
+            }
+        };
+        // The driver keeps an unnamed statement's columns only with its rows
+        // (no public accessor for the Describe it got), so with
+        // statement_cache=0 a query with no row has no columns.
         let cols = cols.unwrap_or_else(|| {
             rows.first()
                 .map(|row| {
