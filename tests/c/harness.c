@@ -20,6 +20,13 @@ int behind_txn_pooler(void) {
     return env != NULL && strcmp(env, "1") == 0;
 }
 
+int zero_rows_lack_columns(void) {
+    const char *opt = g_kind == BACKEND_POSTGRES ? strstr(g_url, "statement_cache=") : NULL;
+    if (opt == NULL || (opt != g_url && opt[-1] != '?' && opt[-1] != '&')) return 0;
+    opt += strlen("statement_cache=");
+    return opt[0] == '0' && (opt[1] == '\0' || opt[1] == '&');
+}
+
 void url_with(char *out, size_t n, const char *options) {
     if (options == NULL || options[0] == '\0') {
         snprintf(out, n, "%s", g_url);

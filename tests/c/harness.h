@@ -21,6 +21,10 @@ int is_server(void);              /* postgres or mysql */
  * server through a transaction-mode pooler, so a client connection has no
  * server process of its own (no pg_backend_pid to terminate). */
 int behind_txn_pooler(void);
+/* PostgreSQL with statement_cache=0 in the URL: a query that returns no row
+ * has no columns (README, PostgreSQL; the driver keeps an unnamed statement's
+ * columns only with its rows). */
+int zero_rows_lack_columns(void);
 
 /* g_url with extra pool options appended ("max_connections=2&timeout=1"). */
 void url_with(char *out, size_t n, const char *options);

@@ -141,7 +141,16 @@ static void insert_and_read_back_every_kind(pool_t *pool) {
     v[1] = pool_text("nothing");
     CHECK_OK(pool_query(c, sql, v, 2, &res));
     CHECK_EQ(pool_result_rows(res), 0);
-    CHECK_EQ(pool_result_columns(res), 1);
+    if (zero_rows_lack_columns()) {
+        /* PostgreSQL with statement_cache=0: the documented limit, 0 columns
+         * and column 0 out of range (README, PostgreSQL) */
+        const char *name = "x";
+        CHECK_EQ(pool_result_columns(res), 0);
+        CHECK_STATUS(pool_result_column_name(res, 0, &name), POOL_ERR_INVALID_ARGUMENT);
+        CHECK(name == NULL);
+    } else {
+        CHECK_EQ(pool_result_columns(res), 1);
+    }
     pool_result_free(res);
     res = NULL;
 

@@ -19,6 +19,11 @@
 #     from the clients that were not using it. Eviction of a connection the
 #     bouncer drops is tested in tests/postgres_pgbouncer.rs instead (admin
 #     KILL).
+# One check changes with statement_cache=0 itself, bouncer or not: a query
+# with no row has 0 columns there (README, PostgreSQL; the harness's
+# zero_rows_lack_columns(), which plain PostgreSQL with statement_cache=0
+# passes too). A result column of a type that is not built in would need the
+# driver's named-statement type lookup; the harness uses none.
 # Session state outside a transaction (SET, temporary tables, advisory
 # locks, LISTEN, named prepared statements) does not survive between
 # transactions through such a pooler; the harness does not rely on it.
