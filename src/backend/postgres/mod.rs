@@ -609,6 +609,11 @@ impl PostgresConn {
                 .zip(types)
                 .map(|(p, t)| (p as &(dyn ToSql + Sync), t))
                 .collect();
+            // A result type that is not built in and not yet known to this
+            // connection is looked up by the driver while the rows are still
+            // arriving; with more rows than its buffers hold that waits for
+            // ever (rust-postgres#1348, open). No public API avoids it; the
+            // README tells to cast such columns to text.
             (self.client.query_typed(sql, &pairs), None)
         };
         self.note_sql(sql, r.is_ok());
