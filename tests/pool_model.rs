@@ -563,10 +563,17 @@ impl Harness {
         let m = &mut self.model;
         if thread {
             if let Some(id) = m.thread_conn {
-                if m.out.iter().any(|(h, _)| *h == id) {
+                let broken = m.out.iter().find(|(h, _)| *h == id).map(|(_, c)| c.broken);
+                if broken == Some(false) {
                     let got = self.pool.thread_connect();
                     assert_eq!(got.as_ref().ok(), Some(&id), "same thread connection");
                     return;
+                }
+                if broken == Some(true) {
+                    // Its link is lost: thread_connect evicts it (as a
+                    // release of a broken connection) and opens a new one.
+                    let c = m.take_out(id).expect("found above");
+                    m.release(id, c, Fault::None);
                 }
                 m.thread_conn = None;
             }
