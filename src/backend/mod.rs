@@ -24,7 +24,8 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// One open connection. Used by one thread at a time (the pool guarantees
-/// it), never while the pool's lock is held.
+/// it), never while the pool's lock is held (except `is_closed` and
+/// `in_transaction` when `checks_are_local` says they cost no I/O).
 pub trait Connection: Send + 'static {
     /// A check with no I/O: whether the connection is known to be closed or
     /// broken (closed socket, unknown transaction state, a lost link seen by
@@ -38,6 +39,14 @@ pub trait Connection: Send + 'static {
     /// Whether a transaction is (or may be) open, so release must roll back.
     /// Without I/O where the backend can tell.
     fn in_transaction(&mut self) -> bool;
+
+    /// Whether `is_closed` and `in_transaction` are plain reads of memory
+    /// the connection owns (no I/O, no lock, nothing that can block), so the
+    /// pool may run them under its lock and spare a checkout or release a
+    /// second lock round trip. Default: no.
+    fn checks_are_local(&self) -> bool {
+        false
+    }
 
     /// Run a statement; the number of rows it changed.
     fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64>;
@@ -129,6 +138,9 @@ impl Connection for AnyConn {
     }
     fn in_transaction(&mut self) -> bool {
         each_conn!(self, c => c.in_transaction())
+    }
+    fn checks_are_local(&self) -> bool {
+        each_conn!(self, c => c.checks_are_local())
     }
     fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
         each_conn!(self, c => c.execute(sql, params))

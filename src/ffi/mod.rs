@@ -19,7 +19,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -83,6 +83,11 @@ thread_local! {
     /// strings so `pool_last_error()` can hand out a pointer.
     static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
     static LAST_SQLSTATE: RefCell<Option<CString>> = const { RefCell::new(None) };
+    /// Whether the thread's last call failed. Clearing the error only clears
+    /// this flag (no destructor, so a plain TLS store): the strings stay
+    /// until the next failure replaces them, which keeps every call that
+    /// succeeds free of frees.
+    static HAS_ERROR: Cell<bool> = const { Cell::new(false) };
 }
 
 fn to_cstring(s: &str) -> CString {
@@ -90,28 +95,32 @@ fn to_cstring(s: &str) -> CString {
 }
 
 #[doc(hidden)]
+#[inline]
 pub fn clear_last_error() {
-    let _ = LAST_ERROR.try_with(|e| e.borrow_mut().take());
-    let _ = LAST_SQLSTATE.try_with(|e| e.borrow_mut().take());
+    HAS_ERROR.set(false);
 }
 
 fn set_last_error(e: &Error) {
     let _ = LAST_ERROR.try_with(|l| *l.borrow_mut() = Some(to_cstring(&e.message)));
     let _ = LAST_SQLSTATE.try_with(|l| *l.borrow_mut() = e.sqlstate.as_deref().map(to_cstring));
+    HAS_ERROR.set(true);
 }
 
-/// The thread's last error message, or `""`; valid until the next
-/// `clear_last_error`/`set_last_error` on this thread.
+/// The thread's last error message, or `""` when its last call succeeded;
+/// valid until the next `set_last_error` on this thread.
 pub(crate) fn last_error_ptr() -> *const c_char {
-    LAST_ERROR
-        .try_with(|l| l.borrow().as_ref().map(|c| c.as_ptr()))
-        .ok()
-        .flatten()
-        .unwrap_or(c"".as_ptr())
+    last_ptr(&LAST_ERROR)
 }
 
 pub(crate) fn last_sqlstate_ptr() -> *const c_char {
-    LAST_SQLSTATE
+    last_ptr(&LAST_SQLSTATE)
+}
+
+fn last_ptr(which: &'static std::thread::LocalKey<RefCell<Option<CString>>>) -> *const c_char {
+    if !HAS_ERROR.get() {
+        return c"".as_ptr();
+    }
+    which
         .try_with(|l| l.borrow().as_ref().map(|c| c.as_ptr()))
         .ok()
         .flatten()
@@ -217,6 +226,13 @@ pub(crate) trait ArcHandle: Sized {
             Arc::increment_strong_count(ptr as *const Self::Rust);
             Ok(Arc::from_raw(ptr as *const Self::Rust))
         }
+    }
+
+    /// Borrows the value behind a pointer from `into_raw`, without touching
+    /// its count: for calls that cannot block, which by the contract never
+    /// race with `free`.
+    fn borrow<'a>(ptr: *const Self, name: &str) -> Result<&'a Self::Rust> {
+        arg_ref(ptr as *const Self::Rust, name)
     }
 
     /// Takes back the reference `into_raw` gave out; `None` for NULL.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::AnyBackend;
-use crate::config::ParsedUrl;
+use crate::config::{ParsedUrl, WaitTimeout};
 use crate::error::{pool_status_t, Error};
 use crate::ffi::{arg_out, arg_str, ffi_boundary, registry, ArcHandle};
 use crate::pool::{ConnId, Pool};
@@ -131,9 +131,17 @@ pub extern "C" fn pool_free(pool: *mut pool_t) {
 #[no_mangle]
 pub extern "C" fn pool_connect(pool: *mut pool_t, out: *mut pool_conn_t) -> pool_status_t {
     ffi_boundary!(out out = pool_conn_t { id: 0 }; {
-        let pool = pool_t::acquire(pool, "pool")?;
+        let borrowed = pool_t::borrow(pool, "pool")?;
         let out = arg_out(out, "out")?;
-        *out = pool.connect()?.into();
+        *out = if borrowed.options().timeout == WaitTimeout::Immediate {
+            borrowed.connect()?
+        } else {
+            // It may wait: hold a reference, so that `pool_free` on another
+            // thread wakes this waiter with POOL_ERR_CLOSED instead of
+            // freeing the pool under it.
+            pool_t::acquire(pool, "pool")?.connect()?
+        }
+        .into();
         Ok(())
     })
 }
@@ -151,7 +159,7 @@ pub extern "C" fn pool_connect(pool: *mut pool_t, out: *mut pool_conn_t) -> pool
 #[no_mangle]
 pub extern "C" fn pool_release(pool: *mut pool_t, conn: pool_conn_t) -> pool_status_t {
     ffi_boundary!(; {
-        pool_t::acquire(pool, "pool")?.release(conn.into())
+        pool_t::borrow(pool, "pool")?.release(conn.into())
     })
 }
 

@@ -279,6 +279,8 @@ pub(crate) struct Shared<B: Backend> {
     fork_gen: AtomicU64,
     /// Serialises the after-fork reset in a child.
     fork_fix: Mutex<()>,
+    /// Leak detection is on: checkouts remember their thread.
+    track_holder: bool,
 }
 
 /// A connection pool. Cheap to clone (an `Arc`); `Send + Sync`. Dropping
@@ -380,6 +382,7 @@ impl<B: Backend> Pool<B> {
             log: Log::from_env(),
             fork_gen: AtomicU64::new(fork_gen),
             fork_fix: Mutex::new(()),
+            track_holder: options.leak_threshold.is_some(),
             options,
         });
         if shared.options.needs_maintenance() {
@@ -668,12 +671,18 @@ impl<C> State<C> {
     }
 
     /// Hand out a Reserved slot (connection inside) as a fresh id.
-    fn checkout(&mut self, idx: usize, tag: u32, now: u64) -> ConnId {
+    /// `holder`: remember the calling thread (only leak reports name it;
+    /// `thread::current()` costs an `Arc` clone and drop per checkout).
+    fn checkout(&mut self, idx: usize, tag: u32, now: u64, holder: bool) -> ConnId {
         let s = &mut self.slots[idx];
         s.gen = Self::next_gen(s.gen);
         s.state = SlotState::InUse;
         s.checked_out_at = now;
-        s.holder = Some(std::thread::current());
+        s.holder = if holder {
+            Some(std::thread::current())
+        } else {
+            None
+        };
         s.busy = false;
         s.leak_reported = false;
         s.broken = false;
@@ -912,6 +921,25 @@ impl<B: Backend> Shared<B> {
                         let idle_for = now.saturating_sub(s.returned_at);
                         let need_ping = self.options.check_idle.is_zero()
                             || idle_for > ns(self.options.check_idle);
+                        let local = !need_ping
+                            && s.conn.as_deref().is_some_and(Connection::checks_are_local);
+                        if local {
+                            // A hot connection whose check reads only memory:
+                            // check it under the lock, sparing a lock round trip.
+                            let alive = s.conn.as_deref_mut().is_some_and(|c| {
+                                catch_unwind(AssertUnwindSafe(|| !c.is_closed())).unwrap_or(false)
+                            });
+                            if alive {
+                                return Ok(g.checkout(idx, self.tag, now, self.track_holder));
+                            }
+                            let (c, serial) = g.remove(idx, Reason::Dead);
+                            MutexGuard::unlocked(&mut g, || {
+                                plog!(self.log, Level::Debug, "Connection {serial} was closed.");
+                                self.close_conn(c, serial, Reason::Dead);
+                            });
+                            next = Next::Search;
+                            continue;
+                        }
                         let Some(mut conn) = s.conn.take() else {
                             let (c, serial) = g.remove(idx, Reason::Dead);
                             drop(c);
@@ -939,7 +967,7 @@ impl<B: Backend> Shared<B> {
                             continue;
                         }
                     }
-                    return Ok(g.checkout(idx, self.tag, now));
+                    return Ok(g.checkout(idx, self.tag, now, self.track_holder));
                 }
                 Next::Open => {
                     let r = MutexGuard::unlocked(&mut g, || {
@@ -963,7 +991,7 @@ impl<B: Backend> Shared<B> {
                                 self.close_conn(c, serial, Reason::Cleared);
                                 return Err(Error::closed());
                             }
-                            let id = g.checkout(idx, self.tag, now);
+                            let id = g.checkout(idx, self.tag, now, self.track_holder);
                             if self.log.enabled(Level::Debug) {
                                 let serial = g.slots[idx].serial;
                                 drop(g);
@@ -1072,8 +1100,33 @@ impl<B: Backend> Shared<B> {
             return Ok(());
         }
         let s = &mut g.slots[idx];
-        s.state = SlotState::Returning;
         s.holder = None;
+        if let Some(c) = s.conn.as_deref_mut().filter(|c| c.checks_are_local()) {
+            match catch_unwind(AssertUnwindSafe(|| c.in_transaction())) {
+                Ok(false) => {
+                    // Nothing to roll back: back to the idle list under this
+                    // same guard (one lock round trip per release).
+                    s.state = SlotState::Idle;
+                    s.returned_at = now;
+                    let serial = s.serial;
+                    g.idle.push(idx as u32);
+                    g.dispatch(max);
+                    drop(g);
+                    plog!(self.log, Level::Debug, "Returning {serial} to pool.");
+                    return Ok(());
+                }
+                Ok(true) => {}
+                Err(_) => {
+                    let (c, serial) = g.remove(idx, Reason::Dead);
+                    g.dispatch(max);
+                    drop(g);
+                    self.close_conn(c, serial, Reason::Dead);
+                    return Ok(());
+                }
+            }
+        }
+        let s = &mut g.slots[idx];
+        s.state = SlotState::Returning;
         let Some(mut conn) = s.conn.take() else {
             let _ = g.remove(idx, Reason::Dead);
             g.dispatch(max);
