@@ -41,12 +41,16 @@ struct Cell {
 }
 
 /// A materialised query result: column names and rows of cells.
+///
+/// Three allocations however many cells: `cells` (the column names first,
+/// then every cell) and `data` (every name's and cell's bytes, each followed
+/// by a NUL), plus the box the C side gets.
 #[derive(Debug, Clone, Default)]
 pub struct ResultSet {
-    columns: Vec<String>,
-    /// NUL-terminated copies of the column names, for the C ABI.
-    column_cstrs: Vec<std::ffi::CString>,
+    /// The first `ncols` entries are the column names (text: the name;
+    /// bin: the name without NUL bytes, when it has some, for the C ABI).
     cells: Vec<Cell>,
+    ncols: usize,
     data: Vec<u8>,
     rows_affected: u64,
 }
@@ -60,18 +64,38 @@ pub struct ResultBuilder {
 
 impl ResultBuilder {
     pub fn new(columns: Vec<String>) -> ResultBuilder {
-        let column_cstrs = columns
-            .iter()
-            .map(|c| std::ffi::CString::new(c.replace('\0', "")).unwrap_or_default())
-            .collect();
-        ResultBuilder {
+        Self::with_names(columns.iter().map(|c| c.as_str()))
+    }
+
+    /// Without an owned `Vec<String>` of names: each is copied once, into
+    /// the result's byte arena.
+    pub fn with_names<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> ResultBuilder {
+        let ncols = names.len();
+        let mut b = ResultBuilder {
             set: ResultSet {
-                columns,
-                column_cstrs,
-                ..ResultSet::default()
+                cells: Vec::with_capacity(ncols * 2),
+                ncols,
+                data: Vec::with_capacity(ncols * 8 + 32),
+                rows_affected: 0,
             },
             in_row: 0,
+        };
+        for name in names {
+            let text = b.store(name.as_bytes());
+            let bin = if name.as_bytes().contains(&0) {
+                let clean: Vec<u8> = name.bytes().filter(|&c| c != 0).collect();
+                Some(b.store(&clean))
+            } else {
+                None
+            };
+            b.set.cells.push(Cell {
+                kind: Kind::Text,
+                num: 0,
+                text,
+                bin,
+            });
         }
+        b
     }
 
     fn store(&mut self, bytes: &[u8]) -> (usize, usize) {
@@ -99,8 +123,28 @@ impl ResultBuilder {
 
     /// An integer; its text form is the decimal number.
     pub fn push_int(&mut self, v: i64) {
-        let text = v.to_string();
-        self.push(Kind::Int, v as u64, text.as_bytes(), None);
+        // Formatted on the stack: no String per cell.
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        let mut n = v.unsigned_abs();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut text = [0u8; 21];
+        let mut len = 0;
+        if v < 0 {
+            text[0] = b'-';
+            len = 1;
+        }
+        let digits = &buf[i..];
+        text[len..len + digits.len()].copy_from_slice(digits);
+        len += digits.len();
+        self.push(Kind::Int, v as u64, &text[..len], None);
     }
 
     /// A floating value with the text form the database's client prints.
@@ -134,8 +178,7 @@ impl ResultBuilder {
 
     pub fn end_row(&mut self) {
         debug_assert_eq!(
-            self.in_row,
-            self.set.columns.len(),
+            self.in_row, self.set.ncols,
             "row has the wrong number of cells"
         );
         self.in_row = 0;
@@ -152,34 +195,43 @@ impl ResultBuilder {
 
 impl ResultSet {
     pub fn rows(&self) -> usize {
-        if self.columns.is_empty() {
+        if self.ncols == 0 {
             0
         } else {
-            self.cells.len() / self.columns.len()
+            self.cells.len() / self.ncols - 1
         }
     }
 
     pub fn columns(&self) -> usize {
-        self.columns.len()
+        self.ncols
     }
 
     pub fn rows_affected(&self) -> u64 {
         self.rows_affected
     }
 
-    pub fn column_name(&self, col: usize) -> Result<&str> {
-        self.columns.get(col).map(|s| s.as_str()).ok_or_else(|| {
-            Error::invalid_argument(format!(
+    fn name_cell(&self, col: usize) -> Result<&Cell> {
+        if col >= self.ncols {
+            return Err(Error::invalid_argument(format!(
                 "column {col} out of range (result has {} columns)",
-                self.columns.len()
-            ))
-        })
+                self.ncols
+            )));
+        }
+        Ok(&self.cells[col])
     }
 
-    /// The column name as a NUL-terminated string, for the C ABI.
+    pub fn column_name(&self, col: usize) -> Result<&str> {
+        let c = self.name_cell(col)?;
+        // Stored from a &str by `with_names`.
+        Ok(std::str::from_utf8(self.slice(c.text)).unwrap_or(""))
+    }
+
+    /// The column name as a NUL-terminated string (NUL bytes inside the
+    /// name dropped), for the C ABI.
     pub fn column_name_cstr(&self, col: usize) -> Result<&std::ffi::CStr> {
-        self.column_name(col)?;
-        Ok(&self.column_cstrs[col])
+        let c = self.name_cell(col)?;
+        let (off, len) = c.bin.unwrap_or(c.text);
+        Ok(std::ffi::CStr::from_bytes_with_nul(&self.data[off..off + len + 1]).unwrap_or_default())
     }
 
     fn cell(&self, row: usize, col: usize) -> Result<&Cell> {
@@ -189,7 +241,7 @@ impl ResultSet {
                 "cell ({row}, {col}) out of range (result has {rows} rows and {cols} columns)"
             )));
         }
-        Ok(&self.cells[row * cols + col])
+        Ok(&self.cells[(row + 1) * cols + col])
     }
 
     pub fn kind(&self, row: usize, col: usize) -> Result<Kind> {

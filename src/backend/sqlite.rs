@@ -326,6 +326,7 @@ impl Backend for SqliteBackend {
             }
         }
         Ok(SqliteConn {
+            stmts: StmtCache::new(self.statement_cache),
             conn,
             cached: self.statement_cache > 0,
             broken: false,
@@ -339,6 +340,9 @@ impl Backend for SqliteBackend {
 
 /// One SQLite connection.
 pub struct SqliteConn {
+    /// Declared before `conn`: its statements are finalized before the
+    /// handle closes.
+    stmts: StmtCache,
     conn: RawConnection,
     /// Use rusqlite's statement cache (`statement_cache` > 0).
     cached: bool,
@@ -418,6 +422,295 @@ impl SqliteConn {
     }
 }
 
+/// A prepared statement owned by the connection's [`StmtCache`].
+struct CachedStmt {
+    sql: Box<str>,
+    stmt: std::ptr::NonNull<ffi::sqlite3_stmt>,
+}
+
+/// The connection's prepared statements, keyed by their SQL text, most
+/// recently used last. A linear scan that compares lengths first and starts
+/// at the most recent one beats hashing the text: a pool user repeats a few
+/// statements, and the hit is nearly always the last entry or close to it.
+/// (rusqlite's own cache hashes the text and moves the statement out of and
+/// back into an LRU list on every use.) Statements that prepare with an
+/// error, to nothing, or to several statements are never cached: those take
+/// the rusqlite path, which reports them.
+struct StmtCache {
+    entries: Vec<CachedStmt>,
+    capacity: usize,
+}
+
+// SAFETY: the statements belong to the connection they were prepared on and
+// move with it between threads; the pool lets one thread at a time use it
+// (SQLITE_OPEN_NO_MUTEX is safe under that rule, as it is for rusqlite's
+// own `Connection: Send`).
+unsafe impl Send for StmtCache {}
+
+impl StmtCache {
+    fn new(capacity: usize) -> StmtCache {
+        StmtCache {
+            entries: Vec::new(),
+            capacity,
+        }
+    }
+
+    /// The cached statement for `sql`, made most recently used.
+    fn get(&mut self, sql: &str) -> Option<*mut ffi::sqlite3_stmt> {
+        let i = self
+            .entries
+            .iter()
+            .rposition(|e| e.sql.len() == sql.len() && *e.sql == *sql)?;
+        let last = self.entries.len() - 1;
+        if i != last {
+            self.entries[i..].rotate_left(1);
+        }
+        Some(self.entries[last].stmt.as_ptr())
+    }
+
+    fn insert(&mut self, sql: &str, stmt: std::ptr::NonNull<ffi::sqlite3_stmt>) {
+        if self.entries.len() >= self.capacity {
+            let old = self.entries.remove(0);
+            // SAFETY: a statement this cache prepared and still owns.
+            unsafe { ffi::sqlite3_finalize(old.stmt.as_ptr()) };
+        }
+        self.entries.push(CachedStmt {
+            sql: sql.into(),
+            stmt,
+        });
+    }
+}
+
+impl Drop for StmtCache {
+    fn drop(&mut self) {
+        for e in self.entries.drain(..) {
+            // SAFETY: owned by this cache; the connection is still open
+            // (the cache is dropped or cleared before the handle closes).
+            unsafe { ffi::sqlite3_finalize(e.stmt.as_ptr()) };
+        }
+    }
+}
+
+/// What the fast path did.
+enum Fast<T> {
+    Done(Result<T>),
+    /// Not a single cacheable statement: take the rusqlite path.
+    Fallback,
+}
+
+impl SqliteConn {
+    /// The cached statement for `sql`, prepared now on a miss; `None` when
+    /// `sql` does not prepare to exactly one statement (an error, nothing,
+    /// or several: the rusqlite path reports each of those its own way).
+    fn cached_stmt(&mut self, sql: &str) -> Option<*mut ffi::sqlite3_stmt> {
+        if let Some(stmt) = self.stmts.get(sql) {
+            return Some(stmt);
+        }
+        let len = c_int::try_from(sql.len()).ok()?;
+        let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
+        let mut tail: *const c_char = std::ptr::null();
+        // SAFETY: a live handle; `sql` is valid for `len` bytes; out-pointers
+        // are valid locals.
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v3(
+                self.conn.handle(),
+                sql.as_ptr() as *const c_char,
+                len,
+                ffi::SQLITE_PREPARE_PERSISTENT as _,
+                &mut stmt,
+                &mut tail,
+            )
+        };
+        let stmt = std::ptr::NonNull::new(stmt);
+        if rc != ffi::SQLITE_OK {
+            return None;
+        }
+        let stmt = stmt?;
+        let used = if tail.is_null() {
+            sql.len()
+        } else {
+            (tail as usize).saturating_sub(sql.as_ptr() as usize)
+        };
+        let rest = sql.as_bytes().get(used..).unwrap_or_default();
+        if !rest.iter().all(|b| b.is_ascii_whitespace() || *b == b';') {
+            // SAFETY: prepared just above, owned here.
+            unsafe { ffi::sqlite3_finalize(stmt.as_ptr()) };
+            return None;
+        }
+        self.stmts.insert(sql, stmt);
+        Some(stmt.as_ptr())
+    }
+
+    /// Bind, step every row through `row`, reset: the cached-statement path
+    /// over SQLite's C API, with the same results and errors as the rusqlite
+    /// path.
+    fn run_fast<T>(
+        &mut self,
+        sql: &str,
+        params: &[Value<'_>],
+        mut row: impl FnMut(*mut ffi::sqlite3_stmt),
+        done: impl FnOnce(*mut ffi::sqlite3_stmt) -> T,
+    ) -> Fast<T> {
+        if !self.cached {
+            return Fast::Fallback;
+        }
+        let Some(stmt) = self.cached_stmt(sql) else {
+            return Fast::Fallback;
+        };
+        // SAFETY (this block): `stmt` is a live statement of this open
+        // connection, used by this thread only; borrowed parameter buffers
+        // outlive every step (bound SQLITE_STATIC, cleared before return).
+        unsafe {
+            let expected = ffi::sqlite3_bind_parameter_count(stmt) as usize;
+            if expected != params.len() {
+                return Fast::Done(Err(param_count_error(expected, params.len())));
+            }
+            let mut borrowed = false;
+            for (i, p) in params.iter().enumerate() {
+                let n = (i + 1) as c_int;
+                let rc = match *p {
+                    Value::Null => ffi::sqlite3_bind_null(stmt, n),
+                    Value::Int(v) => ffi::sqlite3_bind_int64(stmt, n, v),
+                    Value::Double(v) => ffi::sqlite3_bind_double(stmt, n, v),
+                    Value::Text(t) => {
+                        borrowed = true;
+                        ffi::sqlite3_bind_text64(
+                            stmt,
+                            n,
+                            t.as_ptr() as *const c_char,
+                            t.len() as u64,
+                            ffi::SQLITE_STATIC(),
+                            ffi::SQLITE_UTF8 as u8,
+                        )
+                    }
+                    Value::Blob(b) => {
+                        borrowed = true;
+                        ffi::sqlite3_bind_blob64(
+                            stmt,
+                            n,
+                            b.as_ptr() as *const std::ffi::c_void,
+                            b.len() as u64,
+                            ffi::SQLITE_STATIC(),
+                        )
+                    }
+                };
+                if rc != ffi::SQLITE_OK {
+                    let e = self.handle_error(rc);
+                    ffi::sqlite3_clear_bindings(stmt);
+                    let mut err = db_error(&e);
+                    if err.status == crate::Status::POOL_ERR_DATABASE {
+                        err.message = format!("parameter {}: {}", i + 1, err.message);
+                    }
+                    return Fast::Done(Err(err));
+                }
+            }
+            let r = loop {
+                match ffi::sqlite3_step(stmt) {
+                    ffi::SQLITE_ROW => row(stmt),
+                    ffi::SQLITE_DONE => break Ok(done(stmt)),
+                    rc => {
+                        let e = self.handle_error(rc);
+                        break Err(self.fail(e));
+                    }
+                }
+            };
+            ffi::sqlite3_reset(stmt);
+            if borrowed {
+                ffi::sqlite3_clear_bindings(stmt);
+            }
+            Fast::Done(r)
+        }
+    }
+
+    /// The connection's error after a call returned `rc`, as rusqlite
+    /// reports it (`error_from_handle`).
+    fn handle_error(&self, rc: c_int) -> rusqlite::Error {
+        // SAFETY: a live handle; sqlite3_errmsg returns a NUL-terminated
+        // string owned by SQLite, copied at once.
+        let msg = unsafe {
+            let p = ffi::sqlite3_errmsg(self.conn.handle());
+            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+        };
+        rusqlite::Error::SqliteFailure(ffi::Error::new(rc), msg)
+    }
+}
+
+/// Cells of the current row of `stmt`, as `push_cell` stores them.
+///
+/// # Safety
+/// `stmt` is a live statement positioned on a row (`sqlite3_step` gave
+/// `SQLITE_ROW`), used by this thread only.
+unsafe fn push_row(b: &mut ResultBuilder, stmt: *mut ffi::sqlite3_stmt, ncols: c_int) {
+    for i in 0..ncols {
+        match ffi::sqlite3_column_type(stmt, i) {
+            ffi::SQLITE_INTEGER => b.push_int(ffi::sqlite3_column_int64(stmt, i)),
+            ffi::SQLITE_FLOAT => {
+                let d = ffi::sqlite3_column_double(stmt, i);
+                b.push_double(d, &real_text(d));
+            }
+            ffi::SQLITE_TEXT => {
+                let p = ffi::sqlite3_column_text(stmt, i);
+                let n = ffi::sqlite3_column_bytes(stmt, i) as usize;
+                b.push_text(raw_bytes(p, n));
+            }
+            ffi::SQLITE_BLOB => {
+                let p = ffi::sqlite3_column_blob(stmt, i) as *const u8;
+                let n = ffi::sqlite3_column_bytes(stmt, i) as usize;
+                b.push_blob(raw_bytes(p, n), None);
+            }
+            _ => b.push_null(),
+        }
+    }
+}
+
+/// # Safety
+/// `p` is NULL (then `n` is 0) or valid for `n` bytes until the next call
+/// on its statement.
+unsafe fn raw_bytes<'a>(p: *const u8, n: usize) -> &'a [u8] {
+    if p.is_null() || n == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(p, n)
+    }
+}
+
+/// A result builder with `stmt`'s column names (`column{N}` for a name
+/// SQLite cannot give, as rusqlite's path does).
+///
+/// # Safety
+/// `stmt` is a live statement used by this thread only.
+unsafe fn builder_for(stmt: *mut ffi::sqlite3_stmt) -> ResultBuilder {
+    let n = ffi::sqlite3_column_count(stmt).max(0);
+    let name = |i: c_int| -> Option<&str> {
+        let p = ffi::sqlite3_column_name(stmt, i);
+        if p.is_null() {
+            None
+        } else {
+            std::ffi::CStr::from_ptr(p).to_str().ok()
+        }
+    };
+    if (0..n).all(|i| name(i).is_some()) {
+        ResultBuilder::with_names((0..n).map(|i| name(i).unwrap_or_default()))
+    } else {
+        // Rare: a name SQLite cannot give; the slow way, as rusqlite's path.
+        ResultBuilder::new(
+            (0..n)
+                .map(|i| name(i).map_or_else(|| format!("column{}", i + 1), str::to_string))
+                .collect(),
+        )
+    }
+}
+
+fn param_count_error(expected: usize, given: usize) -> Error {
+    Error::database(format!(
+        "the statement has {expected} parameter{} but {} value{} given",
+        if expected == 1 { "" } else { "s" },
+        given,
+        if given == 1 { " was" } else { "s were" }
+    ))
+    .with_sqlstate(SQLSTATE_RANGE)
+}
+
 /// An error from preparing, binding or running a statement.
 enum StatementError {
     Sqlite(rusqlite::Error),
@@ -428,15 +721,10 @@ enum StatementError {
 fn bind(stmt: &mut Statement<'_>, params: &[Value<'_>]) -> std::result::Result<(), StatementError> {
     let expected = stmt.parameter_count();
     if expected != params.len() {
-        return Err(StatementError::Ours(
-            Error::database(format!(
-                "the statement has {expected} parameter{} but {} value{} given",
-                if expected == 1 { "" } else { "s" },
-                params.len(),
-                if params.len() == 1 { " was" } else { "s were" }
-            ))
-            .with_sqlstate(SQLSTATE_RANGE),
-        ));
+        return Err(StatementError::Ours(param_count_error(
+            expected,
+            params.len(),
+        )));
     }
     for (i, p) in params.iter().enumerate() {
         let v = match *p {
@@ -501,9 +789,17 @@ impl Connection for SqliteConn {
         !self.conn.is_autocommit()
     }
 
+    fn checks_are_local(&self) -> bool {
+        // sqlite3_get_autocommit reads a field of the handle; `broken` is ours.
+        true
+    }
+
     fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
         self.check_usable()?;
         let before = self.conn.total_changes();
+        if let Fast::Done(r) = self.run_fast(sql, params, |_| {}, |_| ()) {
+            return r.map(|()| self.changes_since(before));
+        }
         let r = self.with_statement(sql, params, |stmt| {
             let mut rows = stmt.raw_query();
             while rows.next()?.is_some() {}
@@ -530,6 +826,28 @@ impl Connection for SqliteConn {
     fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<ResultSet> {
         self.check_usable()?;
         let before = self.conn.total_changes();
+        let mut builder: Option<ResultBuilder> = None;
+        let fast = self.run_fast(
+            sql,
+            params,
+            |stmt| {
+                // SAFETY: `run_fast` calls this with a live statement on a row.
+                unsafe {
+                    // Names from the running statement, as below.
+                    let b = builder.get_or_insert_with(|| builder_for(stmt));
+                    push_row(b, stmt, ffi::sqlite3_column_count(stmt));
+                    b.end_row();
+                }
+            },
+            |stmt| stmt,
+        );
+        if let Fast::Done(r) = fast {
+            let stmt = r?;
+            // SAFETY: the statement is live (cached), merely reset.
+            let mut b = builder.unwrap_or_else(|| unsafe { builder_for(stmt) });
+            b.set_rows_affected(self.changes_since(before));
+            return Ok(b.finish());
+        }
         let r = self.with_statement(sql, params, |stmt| {
             // Column names are taken from the running statement: a cached
             // `SELECT *` may be re-prepared by SQLite after a schema change.
@@ -577,7 +895,10 @@ impl Connection for SqliteConn {
     }
 
     fn close(self) {
-        let _ = self.conn.close();
+        let SqliteConn { stmts, conn, .. } = self;
+        // Finalize first: sqlite3_close refuses a handle with live statements.
+        drop(stmts);
+        let _ = conn.close();
     }
 }
 

@@ -80,12 +80,37 @@ fn bytes<'a>(v: &pool_value_t, n: usize, what: &str) -> Result<&'a [u8]> {
 
 /// Converts the C parameter array into `Value`s borrowing its data, naming
 /// the first bad parameter (counted from 1).
+/// Converted parameters: up to four on the stack (no allocation for the
+/// common statement), more in a `Vec`.
+pub(crate) struct Params<'a> {
+    inline: [Value<'a>; 4],
+    len: usize,
+    heap: Vec<Value<'a>>,
+}
+
+impl<'a> std::ops::Deref for Params<'a> {
+    type Target = [Value<'a>];
+
+    fn deref(&self) -> &[Value<'a>] {
+        if self.len <= self.inline.len() {
+            &self.inline[..self.len]
+        } else {
+            &self.heap
+        }
+    }
+}
+
 pub(crate) fn params_to_values<'a>(
     params: *const pool_value_t,
     nparams: usize,
-) -> Result<Vec<Value<'a>>> {
+) -> Result<Params<'a>> {
+    let mut out = Params {
+        inline: [Value::Null; 4],
+        len: nparams,
+        heap: Vec::new(),
+    };
     if nparams == 0 {
-        return Ok(Vec::new());
+        return Ok(out);
     }
     if params.is_null() {
         return Err(Error::invalid_argument(format!(
@@ -99,28 +124,34 @@ pub(crate) fn params_to_values<'a>(
     }
     // SAFETY: `params` points at `nparams` values for the call's duration.
     let raw = unsafe { std::slice::from_raw_parts(params, nparams) };
-    raw.iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let n = i + 1;
-            Ok(match v.kind {
-                POOL_TYPE_NULL => Value::Null,
-                POOL_TYPE_INT64 => Value::Int(v.i64),
-                POOL_TYPE_DOUBLE => Value::Double(v.f64),
-                POOL_TYPE_TEXT => {
-                    Value::Text(std::str::from_utf8(bytes(v, n, "text")?).map_err(|_| {
-                        Error::invalid_argument(format!("parameter {n} (text) is not valid UTF-8"))
-                    })?)
-                }
-                POOL_TYPE_BLOB => Value::Blob(bytes(v, n, "blob")?),
-                t => {
-                    return Err(Error::invalid_argument(format!(
-                        "parameter {n} has unknown type {t}"
-                    )))
-                }
-            })
-        })
-        .collect()
+    if nparams > out.inline.len() {
+        out.heap.reserve_exact(nparams);
+    }
+    for (i, v) in raw.iter().enumerate() {
+        let value = param_value(v, i + 1)?;
+        match out.inline.get_mut(i) {
+            Some(slot) if nparams <= 4 => *slot = value,
+            _ => out.heap.push(value),
+        }
+    }
+    Ok(out)
+}
+
+fn param_value<'a>(v: &pool_value_t, n: usize) -> Result<Value<'a>> {
+    Ok(match v.kind {
+        POOL_TYPE_NULL => Value::Null,
+        POOL_TYPE_INT64 => Value::Int(v.i64),
+        POOL_TYPE_DOUBLE => Value::Double(v.f64),
+        POOL_TYPE_TEXT => Value::Text(std::str::from_utf8(bytes(v, n, "text")?).map_err(|_| {
+            Error::invalid_argument(format!("parameter {n} (text) is not valid UTF-8"))
+        })?),
+        POOL_TYPE_BLOB => Value::Blob(bytes(v, n, "blob")?),
+        t => {
+            return Err(Error::invalid_argument(format!(
+                "parameter {n} has unknown type {t}"
+            )))
+        }
+    })
 }
 
 /// A NULL parameter. Never fails; thread-safe.
