@@ -277,8 +277,6 @@ pub(crate) struct Shared<B: Backend> {
     log: Log,
     /// Fork generation last seen (fast check without the lock).
     fork_gen: AtomicU64,
-    /// Serialises the after-fork reset in a child.
-    fork_fix: Mutex<()>,
     /// Leak detection is on: checkouts remember their thread.
     track_holder: bool,
 }
@@ -345,6 +343,22 @@ impl<B: Backend> Drop for Shared<B> {
             }
         }
         tag::release(self.tag);
+        fork::unregister_dead();
+    }
+}
+
+impl<B: Backend> fork::ForkLock for Shared<B> {
+    fn lock_for_fork(&self) {
+        std::mem::forget(self.state.lock());
+    }
+
+    unsafe fn unlock_after_fork(&self) {
+        // SAFETY: the caller took the lock with `lock_for_fork` on this
+        // thread and forgot its guard.
+        unsafe {
+            self.state
+                .force_unlock(parking_lot::lock_api::GuardNoSend::new())
+        }
     }
 }
 
@@ -381,10 +395,10 @@ impl<B: Backend> Pool<B> {
             maint: maintenance::Thread::default(),
             log: Log::from_env(),
             fork_gen: AtomicU64::new(fork_gen),
-            fork_fix: Mutex::new(()),
             track_holder: options.leak_threshold.is_some(),
             options,
         });
+        fork::register(Arc::downgrade(&shared) as Weak<dyn fork::ForkLock>);
         if shared.options.needs_maintenance() {
             maintenance::start(&shared);
         }
@@ -774,37 +788,22 @@ impl<C> State<C> {
 impl<B: Backend> Shared<B> {
     #[inline]
     fn lock(&self) -> Guard<'_, B::Conn> {
-        if fork::generation() != self.fork_gen.load(Ordering::Relaxed) {
-            self.after_fork();
+        let mut g = self.state.lock();
+        if g.fork_gen != fork::generation() {
+            self.after_fork(&mut g);
         }
-        self.state.lock()
+        g
     }
 
     /// In a fork child: forget (never close, roll back or ping) every
     /// inherited connection, invalidate every inherited id, drop the
-    /// parent's waiters and counts. Nothing of the parent is restarted.
+    /// parent's waiters and counts. Nothing of the parent is restarted. The
+    /// fork handlers released the lock in the child, so it is free here
+    /// whatever the parent's threads were doing.
     #[cold]
-    fn after_fork(&self) {
-        let _fix = self.fork_fix.lock();
+    fn after_fork(&self, g: &mut Guard<'_, B::Conn>) {
         let current = fork::generation();
-        if self.fork_gen.load(Ordering::Relaxed) == current {
-            return;
-        }
-        let mut g = match self.state.try_lock_for(Duration::from_millis(50)) {
-            Some(g) => g,
-            None => {
-                // The lock was held by a parent thread that does not exist
-                // here; nobody in this process owns it.
-                // SAFETY: only the fork child reaches this, where the lock's
-                // holder thread was not copied; no guard of it is live here.
-                unsafe {
-                    self.state
-                        .force_unlock(parking_lot::lock_api::GuardNoSend::new())
-                };
-                self.state.lock()
-            }
-        };
-        let st = &mut *g;
+        let st = &mut **g;
         st.idle.clear();
         st.free_slots.clear();
         for (i, s) in st.slots.iter_mut().enumerate() {
@@ -829,12 +828,13 @@ impl<B: Backend> Shared<B> {
         st.last_connect_error = None;
         st.fork_gen = current;
         self.fork_gen.store(current, Ordering::Relaxed);
-        drop(g);
-        plog!(
-            self.log,
-            Level::Debug,
-            "fork detected: forgot the parent's connections."
-        );
+        MutexGuard::unlocked(g, || {
+            plog!(
+                self.log,
+                Level::Debug,
+                "fork detected: forgot the parent's connections."
+            )
+        });
     }
 
     fn close_conn(&self, conn: Option<Box<B::Conn>>, serial: u64, reason: Reason) {
