@@ -105,7 +105,7 @@ pub(crate) fn generation() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
@@ -115,8 +115,9 @@ mod tests {
     use crate::pool::Pool;
     use crate::value::{ResultSet, Value};
 
-    struct Nothing;
-    struct NothingConn;
+    /// A backend whose connections do nothing (shared with the core's tests).
+    pub(crate) struct Nothing;
+    pub(crate) struct NothingConn;
 
     impl Backend for Nothing {
         type Conn = NothingConn;
