@@ -55,6 +55,31 @@ pub struct ResultSet {
     rows_affected: u64,
 }
 
+/// Results up to this size give their buffers back for the thread's next
+/// result (see `SPARE`); bigger ones are freed.
+const SPARE_MAX_BYTES: usize = 4096;
+
+thread_local! {
+    /// The buffers of the last small result dropped on this thread, reused
+    /// by the next one built here: a query loop then allocates only the
+    /// result's box.
+    static SPARE: std::cell::Cell<Option<(Vec<Cell>, Vec<u8>)>> = const { std::cell::Cell::new(None) };
+}
+
+impl Drop for ResultSet {
+    fn drop(&mut self) {
+        let small = self.data.capacity() <= SPARE_MAX_BYTES
+            && self.cells.capacity() * std::mem::size_of::<Cell>() <= SPARE_MAX_BYTES;
+        if small && self.data.capacity() > 0 {
+            let mut cells = std::mem::take(&mut self.cells);
+            let mut data = std::mem::take(&mut self.data);
+            cells.clear();
+            data.clear();
+            let _ = SPARE.try_with(|s| s.set(Some((cells, data))));
+        }
+    }
+}
+
 /// Builds a [`ResultSet`] row by row: call a `push_*` once per column, then
 /// `end_row`.
 pub struct ResultBuilder {
@@ -71,11 +96,18 @@ impl ResultBuilder {
     /// the result's byte arena.
     pub fn with_names<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> ResultBuilder {
         let ncols = names.len();
+        let (mut cells, mut data) = SPARE
+            .try_with(|s| s.take())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        cells.reserve(ncols * 2);
+        data.reserve(ncols * 8 + 32);
         let mut b = ResultBuilder {
             set: ResultSet {
-                cells: Vec::with_capacity(ncols * 2),
+                cells,
                 ncols,
-                data: Vec::with_capacity(ncols * 8 + 32),
+                data,
                 rows_affected: 0,
             },
             in_row: 0,

@@ -681,24 +681,32 @@ unsafe fn raw_bytes<'a>(p: *const u8, n: usize) -> &'a [u8] {
 /// `stmt` is a live statement used by this thread only.
 unsafe fn builder_for(stmt: *mut ffi::sqlite3_stmt) -> ResultBuilder {
     let n = ffi::sqlite3_column_count(stmt).max(0);
-    let name = |i: c_int| -> Option<&str> {
+    let mut missing = false;
+    let b = ResultBuilder::with_names((0..n).map(|i| {
         let p = ffi::sqlite3_column_name(stmt, i);
-        if p.is_null() {
+        let name = if p.is_null() {
             None
         } else {
             std::ffi::CStr::from_ptr(p).to_str().ok()
-        }
-    };
-    if (0..n).all(|i| name(i).is_some()) {
-        ResultBuilder::with_names((0..n).map(|i| name(i).unwrap_or_default()))
-    } else {
-        // Rare: a name SQLite cannot give; the slow way, as rusqlite's path.
-        ResultBuilder::new(
-            (0..n)
-                .map(|i| name(i).map_or_else(|| format!("column{}", i + 1), str::to_string))
-                .collect(),
-        )
+        };
+        missing |= name.is_none();
+        name.unwrap_or_default()
+    }));
+    if !missing {
+        return b;
     }
+    // Rare: a name SQLite cannot give: `column{N}`, as rusqlite's path does.
+    ResultBuilder::new(
+        (0..n)
+            .map(|i| {
+                let p = ffi::sqlite3_column_name(stmt, i);
+                (!p.is_null())
+                    .then(|| std::ffi::CStr::from_ptr(p).to_str().ok())
+                    .flatten()
+                    .map_or_else(|| format!("column{}", i + 1), str::to_string)
+            })
+            .collect(),
+    )
 }
 
 fn param_count_error(expected: usize, given: usize) -> Error {

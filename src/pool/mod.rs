@@ -296,6 +296,8 @@ pub(crate) struct Shared<B: Backend> {
     fork_gen: AtomicU64,
     /// Leak detection is on: checkouts remember their thread.
     track_holder: bool,
+    /// `options.check_idle` in nanoseconds.
+    check_idle_ns: u64,
 }
 
 /// A connection pool. Cheap to clone (an `Arc`); `Send + Sync`. Dropping
@@ -414,6 +416,7 @@ impl<B: Backend> Pool<B> {
             log: Log::from_env(),
             fork_gen: AtomicU64::new(fork_gen),
             track_holder: options.leak_threshold.is_some(),
+            check_idle_ns: ns(options.check_idle),
             options,
         });
         fork::register(Arc::downgrade(&shared) as Weak<dyn fork::ForkLock>);
@@ -948,8 +951,7 @@ impl<B: Backend> Shared<B> {
                     if self.options.check_on_checkout {
                         let s = &mut g.slots[idx];
                         let idle_for = now.saturating_sub(s.returned_at);
-                        let need_ping = self.options.check_idle.is_zero()
-                            || idle_for > ns(self.options.check_idle);
+                        let need_ping = self.check_idle_ns == 0 || idle_for > self.check_idle_ns;
                         let local = !need_ping
                             && s.conn.as_deref().is_some_and(Connection::checks_are_local);
                         if local {
