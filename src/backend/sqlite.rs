@@ -776,8 +776,10 @@ fn push_cell(b: &mut ResultBuilder, v: ValueRef<'_>) {
 
 impl Connection for SqliteConn {
     fn is_closed(&mut self) -> bool {
-        // Touch the handle (no I/O); only a fatal error closes an owned handle.
-        let _ = self.conn.is_autocommit();
+        // An open handle owned by the pool cannot close by itself: only a
+        // fatal error (SQLITE_MISUSE, recorded in `broken`) makes it
+        // unusable. Reading that flag is the whole check (no call into
+        // SQLite, no I/O).
         self.broken
     }
 

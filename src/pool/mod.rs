@@ -708,6 +708,7 @@ impl<C> State<C> {
     /// Hand out a Reserved slot (connection inside) as a fresh id.
     /// `holder`: remember the calling thread (only leak reports name it;
     /// `thread::current()` costs an `Arc` clone and drop per checkout).
+    #[inline]
     fn checkout(&mut self, idx: usize, tag: u32, now: u64, holder: bool) -> ConnId {
         let s = &mut self.slots[idx];
         s.gen = Self::next_gen(s.gen);
@@ -750,7 +751,14 @@ impl<C> State<C> {
     /// Serve waiters in arrival order: an idle connection by direct handoff
     /// once some waiter is overdue (see `HANDOFF_AFTER`), else a permit to
     /// open one while there is room.
+    #[inline]
     fn dispatch(&mut self, max: usize) {
+        if !self.waiters.is_empty() {
+            self.dispatch_waiters(max);
+        }
+    }
+
+    fn dispatch_waiters(&mut self, max: usize) {
         while let Some(w) = self.waiters.front() {
             let grant = if !self.idle.is_empty() {
                 if self.overdue == 0 {
@@ -777,6 +785,7 @@ impl<C> State<C> {
     }
 
     /// The slot of a valid, checked-out id, or INVALID_HANDLE / BUSY.
+    #[inline]
     fn lookup(&self, id: ConnId, tag: u32) -> Result<usize> {
         if id.is_null() || id.pool_tag() != tag {
             return Err(Error::invalid_handle());
