@@ -55,28 +55,53 @@ pub struct ResultSet {
     rows_affected: u64,
 }
 
-/// Results up to this size give their buffers back for the thread's next
+/// Results up to this size give their memory back for the thread's next
 /// result (see `SPARE`); bigger ones are freed.
 const SPARE_MAX_BYTES: usize = 4096;
 
 thread_local! {
-    /// The buffers of the last small result dropped on this thread, reused
-    /// by the next one built here: a query loop then allocates only the
-    /// result's box.
-    static SPARE: std::cell::Cell<Option<(Vec<Cell>, Vec<u8>)>> = const { std::cell::Cell::new(None) };
+    /// The box and buffers of the last small result freed through
+    /// [`ResultSet::recycle`] on this thread, reused by the next result
+    /// built and boxed here: a C query loop then allocates nothing.
+    static SPARE: std::cell::Cell<Option<Box<ResultSet>>> = const { std::cell::Cell::new(None) };
 }
 
-impl Drop for ResultSet {
-    fn drop(&mut self) {
-        let small = self.data.capacity() <= SPARE_MAX_BYTES
-            && self.cells.capacity() * std::mem::size_of::<Cell>() <= SPARE_MAX_BYTES;
-        if small && self.data.capacity() > 0 {
-            let mut cells = std::mem::take(&mut self.cells);
-            let mut data = std::mem::take(&mut self.data);
-            cells.clear();
-            data.clear();
-            let _ = SPARE.try_with(|s| s.set(Some((cells, data))));
+impl ResultSet {
+    /// `self` in a box, the thread's spare one when there is one.
+    pub fn into_box(self) -> Box<ResultSet> {
+        match SPARE.try_with(|s| s.take()).ok().flatten() {
+            Some(mut b) => {
+                *b = self;
+                b
+            }
+            None => Box::new(self),
         }
+    }
+
+    /// Free a boxed result, keeping a small one's memory for the thread's
+    /// next result.
+    pub fn recycle(mut b: Box<ResultSet>) {
+        let small = b.data.capacity() <= SPARE_MAX_BYTES
+            && b.cells.capacity() * std::mem::size_of::<Cell>() <= SPARE_MAX_BYTES;
+        if small {
+            b.cells.clear();
+            b.data.clear();
+            let _ = SPARE.try_with(|s| s.set(Some(b)));
+        }
+    }
+
+    /// The spare buffers (empty, with capacity), leaving the spare box.
+    fn spare_buffers() -> (Vec<Cell>, Vec<u8>) {
+        SPARE
+            .try_with(|s| {
+                let mut b = s.take()?;
+                let v = (std::mem::take(&mut b.cells), std::mem::take(&mut b.data));
+                s.set(Some(b));
+                Some(v)
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     }
 }
 
@@ -96,11 +121,7 @@ impl ResultBuilder {
     /// the result's byte arena.
     pub fn with_names<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> ResultBuilder {
         let ncols = names.len();
-        let (mut cells, mut data) = SPARE
-            .try_with(|s| s.take())
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let (mut cells, mut data) = ResultSet::spare_buffers();
         cells.reserve(ncols * 2);
         data.reserve(ncols * 8 + 32);
         let mut b = ResultBuilder {

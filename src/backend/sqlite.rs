@@ -687,7 +687,13 @@ unsafe fn builder_for(stmt: *mut ffi::sqlite3_stmt) -> ResultBuilder {
         let name = if p.is_null() {
             None
         } else {
-            std::ffi::CStr::from_ptr(p).to_str().ok()
+            let bytes = std::ffi::CStr::from_ptr(p).to_bytes();
+            if bytes.is_ascii() {
+                // ASCII is UTF-8; the full validator costs more on short names.
+                Some(std::str::from_utf8_unchecked(bytes))
+            } else {
+                std::str::from_utf8(bytes).ok()
+            }
         };
         missing |= name.is_none();
         name.unwrap_or_default()

@@ -71,7 +71,7 @@ pub extern "C" fn pool_query(
         let out = arg_out(out, "out")?;
         let pool = registry::pool_of(conn.into())?;
         let result = pool.query(conn.into(), sql, &values)?;
-        *out = pool_result_t::into_raw(Box::new(result));
+        *out = pool_result_t::into_raw(result.into_box());
         Ok(())
     })
 }

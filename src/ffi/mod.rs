@@ -200,7 +200,13 @@ pub(crate) fn arg_str<'a>(ptr: *const c_char, name: &str) -> Result<&'a str> {
     }
     // SAFETY: non-NULL and NUL-terminated by the export's contract.
     let c = unsafe { CStr::from_ptr(ptr) };
-    c.to_str()
+    let bytes = c.to_bytes();
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8. (`is_ascii` scans a word at a time: SQL
+        // text is nearly always ASCII and the full validator costs more.)
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes)
         .map_err(|_| Error::invalid_argument(format!("argument '{name}' is not valid UTF-8")))
 }
 

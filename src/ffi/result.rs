@@ -230,7 +230,9 @@ pub extern "C" fn pool_result_blob(
 #[no_mangle]
 pub extern "C" fn pool_result_free(res: *mut pool_result_t) {
     ffi_boundary!(void; {
-        drop(pool_result_t::take(res));
+        if let Some(r) = pool_result_t::take(res) {
+            ResultSet::recycle(r);
+        }
         Ok(())
     })
 }
