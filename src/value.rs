@@ -248,11 +248,11 @@ impl ResultBuilder {
 
 impl ResultSet {
     pub fn rows(&self) -> usize {
-        if self.ncols == 0 {
-            0
-        } else {
-            self.cells.len() / self.ncols - 1
-        }
+        // The first `ncols` cells are the names.
+        self.cells
+            .len()
+            .checked_div(self.ncols)
+            .map_or(0, |n| n.saturating_sub(1))
     }
 
     pub fn columns(&self) -> usize {
