@@ -549,7 +549,7 @@ impl SqliteConn {
         sql: &str,
         params: &[Value<'_>],
         mut row: impl FnMut(*mut ffi::sqlite3_stmt),
-        done: impl FnOnce(*mut ffi::sqlite3_stmt) -> T,
+        done: impl FnOnce(*mut ffi::sqlite3_stmt, u64) -> T,
     ) -> Fast<T> {
         if !self.cached {
             return Fast::Fallback;
@@ -604,10 +604,15 @@ impl SqliteConn {
                     return Fast::Done(Err(err));
                 }
             }
+            // A read-only statement changes no row: skip the change counters.
+            let before = (ffi::sqlite3_stmt_readonly(stmt) == 0).then(|| self.conn.total_changes());
             let r = loop {
                 match ffi::sqlite3_step(stmt) {
                     ffi::SQLITE_ROW => row(stmt),
-                    ffi::SQLITE_DONE => break Ok(done(stmt)),
+                    ffi::SQLITE_DONE => {
+                        let changed = before.map_or(0, |b| self.changes_since(b));
+                        break Ok(done(stmt, changed));
+                    }
                     rc => {
                         let e = self.handle_error(rc);
                         break Err(self.fail(e));
@@ -812,10 +817,10 @@ impl Connection for SqliteConn {
 
     fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
         self.check_usable()?;
-        let before = self.conn.total_changes();
-        if let Fast::Done(r) = self.run_fast(sql, params, |_| {}, |_| ()) {
-            return r.map(|()| self.changes_since(before));
+        if let Fast::Done(r) = self.run_fast(sql, params, |_| {}, |_, changed| changed) {
+            return r;
         }
+        let before = self.conn.total_changes();
         let r = self.with_statement(sql, params, |stmt| {
             let mut rows = stmt.raw_query();
             while rows.next()?.is_some() {}
@@ -841,7 +846,6 @@ impl Connection for SqliteConn {
 
     fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<ResultSet> {
         self.check_usable()?;
-        let before = self.conn.total_changes();
         let mut builder: Option<ResultBuilder> = None;
         let fast = self.run_fast(
             sql,
@@ -855,15 +859,16 @@ impl Connection for SqliteConn {
                     b.end_row();
                 }
             },
-            |stmt| stmt,
+            |stmt, changed| (stmt, changed),
         );
         if let Fast::Done(r) = fast {
-            let stmt = r?;
+            let (stmt, changed) = r?;
             // SAFETY: the statement is live (cached), merely reset.
             let mut b = builder.unwrap_or_else(|| unsafe { builder_for(stmt) });
-            b.set_rows_affected(self.changes_since(before));
+            b.set_rows_affected(changed);
             return Ok(b.finish());
         }
+        let before = self.conn.total_changes();
         let r = self.with_statement(sql, params, |stmt| {
             // Column names are taken from the running statement: a cached
             // `SELECT *` may be re-prepared by SQLite after a schema change.

@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 
 use crate::error::pool_status_t;
-use crate::ffi::value::params_to_values;
+use crate::ffi::value::{params_to_values, Params};
 use crate::ffi::{
     arg_out, arg_str, ffi_boundary, pool_conn_t, pool_result_t, pool_value_t, registry, BoxHandle,
 };
@@ -37,7 +37,8 @@ pub extern "C" fn pool_execute(
 ) -> pool_status_t {
     ffi_boundary!(out affected = 0; {
         let sql = arg_str(sql, "sql")?;
-        let values = params_to_values(params, nparams)?;
+        let mut values = Params::new();
+        params_to_values(params, nparams, &mut values)?;
         let pool = registry::pool_of(conn.into())?;
         let n = pool.execute(conn.into(), sql, &values)?;
         crate::ffi::null_out(affected, n);
@@ -67,7 +68,8 @@ pub extern "C" fn pool_query(
 ) -> pool_status_t {
     ffi_boundary!(out out = std::ptr::null_mut(); {
         let sql = arg_str(sql, "sql")?;
-        let values = params_to_values(params, nparams)?;
+        let mut values = Params::new();
+        params_to_values(params, nparams, &mut values)?;
         let out = arg_out(out, "out")?;
         let pool = registry::pool_of(conn.into())?;
         let result = pool.query(conn.into(), sql, &values)?;

@@ -100,17 +100,25 @@ impl<'a> std::ops::Deref for Params<'a> {
     }
 }
 
+impl<'a> Params<'a> {
+    pub(crate) fn new() -> Params<'a> {
+        Params {
+            inline: [Value::Null; 4],
+            len: 0,
+            heap: Vec::new(),
+        }
+    }
+}
+
+/// Converts the C parameters into `out` (filled in place: the caller's
+/// stack slot, not a large value moved through a `Result`).
 pub(crate) fn params_to_values<'a>(
     params: *const pool_value_t,
     nparams: usize,
-) -> Result<Params<'a>> {
-    let mut out = Params {
-        inline: [Value::Null; 4],
-        len: nparams,
-        heap: Vec::new(),
-    };
+    out: &mut Params<'a>,
+) -> Result<()> {
     if nparams == 0 {
-        return Ok(out);
+        return Ok(());
     }
     if params.is_null() {
         return Err(Error::invalid_argument(format!(
@@ -134,7 +142,8 @@ pub(crate) fn params_to_values<'a>(
             _ => out.heap.push(value),
         }
     }
-    Ok(out)
+    out.len = nparams;
+    Ok(())
 }
 
 fn param_value<'a>(v: &pool_value_t, n: usize) -> Result<Value<'a>> {
