@@ -35,8 +35,10 @@
 //!
 //! Any other parameter is `POOL_ERR_CONFIG` naming it. `connect_timeout` has
 //! no meaning for SQLite and is ignored. `statement_cache=N` keeps the N most
-//! recently used prepared statements per connection (rusqlite's statement
-//! cache); 0 prepares every statement afresh.
+//! recently used prepared statements per connection (peepool's own cache
+//! over SQLite's C API; statements that fail to prepare, hold nothing or
+//! hold several go through rusqlite and are not cached); 0 prepares every
+//! statement afresh.
 //!
 //! # `sqlite::memory:`
 //!
@@ -344,7 +346,7 @@ pub struct SqliteConn {
     /// handle closes.
     stmts: StmtCache,
     conn: RawConnection,
-    /// Use rusqlite's statement cache (`statement_cache` > 0).
+    /// Cache prepared statements (`statement_cache` > 0).
     cached: bool,
     /// A fatal error (SQLITE_MISUSE) was seen: never reuse.
     broken: bool,

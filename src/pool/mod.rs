@@ -1,9 +1,17 @@
 //! The generic pool core: r2d2's shape with HikariCP's fairness.
 //!
 //! One `parking_lot::Mutex<State>` guards a slot table, a LIFO idle list and
-//! a FIFO queue of waiters. No driver call (connect, ping, is_closed,
-//! in_transaction, rollback, execute, close) ever runs under the lock: a
-//! connection is moved out of its slot while a call runs on it.
+//! a FIFO queue of waiters. No driver call that can do I/O (connect, ping,
+//! rollback, execute, close) ever runs under the lock: a connection is
+//! moved out of its slot while a call runs on it. `is_closed` and
+//! `in_transaction` run under it only when the connection says they are
+//! plain memory reads (`checks_are_local`, SQLite), which makes a checkout
+//! and a release one lock round trip each.
+//!
+//! Waiters: a returned connection goes to the idle list (for the next
+//! checkout, usually the releasing thread's) while no waiter has waited
+//! `HANDOFF_AFTER`; once one has, every returned connection is handed
+//! directly to the waiters in arrival order.
 //!
 //! Counting (what [`Stats`] reports): `open` is every connection the pool
 //! owns — idle, checked out, being checked or returned, condemned but not yet
@@ -459,7 +467,8 @@ impl<B: Backend> Pool<B> {
     }
 
     /// Check out a connection: the most recently returned idle one, or a new
-    /// one; when full, wait as `options.timeout` says (FIFO, direct handoff).
+    /// one; when full, wait as `options.timeout` says (first come, first
+    /// served once a waiter has waited `HANDOFF_AFTER`; direct handoff).
     pub fn connect(&self) -> Result<ConnId> {
         self.shared().connect()
     }
