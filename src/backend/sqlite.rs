@@ -332,6 +332,8 @@ impl Backend for SqliteBackend {
             conn,
             cached: self.statement_cache > 0,
             broken: false,
+            // init_sql ran: check the transaction state at the first release.
+            stmt_ran: true,
         })
     }
 
@@ -350,6 +352,11 @@ pub struct SqliteConn {
     cached: bool,
     /// A fatal error (SQLITE_MISUSE) was seen: never reuse.
     broken: bool,
+    /// A statement ran since `in_transaction` last found no transaction
+    /// open: only a statement can open one, so until one runs the answer
+    /// stays "no" without a call into SQLite (a checkout + release with no
+    /// statement is the pool's hottest path).
+    stmt_ran: bool,
 }
 
 impl SqliteConn {
@@ -417,6 +424,7 @@ impl SqliteConn {
 
     fn simple(&mut self, sql: &str) -> Result<()> {
         self.check_usable()?;
+        self.stmt_ran = true;
         match self.conn.execute_batch(sql) {
             Ok(()) => Ok(()),
             Err(e) => Err(self.fail(e)),
@@ -809,7 +817,13 @@ impl Connection for SqliteConn {
     }
 
     fn in_transaction(&mut self) -> bool {
-        !self.conn.is_autocommit()
+        if !self.stmt_ran {
+            return false;
+        }
+        let open = !self.conn.is_autocommit();
+        // Out of any transaction, nothing but a statement can start one.
+        self.stmt_ran = open;
+        open
     }
 
     fn checks_are_local(&self) -> bool {
@@ -819,6 +833,7 @@ impl Connection for SqliteConn {
 
     fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
         self.check_usable()?;
+        self.stmt_ran = true;
         if let Fast::Done(r) = self.run_fast(sql, params, |_| {}, |_, changed| changed) {
             return r;
         }
@@ -848,6 +863,7 @@ impl Connection for SqliteConn {
 
     fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<ResultSet> {
         self.check_usable()?;
+        self.stmt_ran = true;
         let mut builder: Option<ResultBuilder> = None;
         let fast = self.run_fast(
             sql,
@@ -1116,6 +1132,28 @@ pub fn real_text(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_transaction_follows_statements() {
+        let url = ParsedUrl::parse("sqlite::memory:").unwrap();
+        let backend = SqliteBackend::new(&url, &url.connect).unwrap();
+        let mut c = backend.connect().unwrap();
+        assert!(!c.in_transaction());
+        c.execute("BEGIN", &[]).unwrap();
+        // Asked twice with no statement between: still open both times.
+        assert!(c.in_transaction());
+        assert!(c.in_transaction());
+        c.query("SELECT 1", &[]).unwrap();
+        assert!(c.in_transaction());
+        c.rollback().unwrap();
+        assert!(!c.in_transaction());
+        assert!(!c.in_transaction());
+        c.begin().unwrap();
+        assert!(c.in_transaction());
+        c.commit().unwrap();
+        assert!(!c.in_transaction());
+        c.close();
+    }
 
     #[test]
     fn paths() {

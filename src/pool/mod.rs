@@ -1172,6 +1172,8 @@ impl<B: Backend> Shared<B> {
         }
         let s = &mut g.slots[idx];
         s.holder = None;
+        // Asked once: a backend may answer from state the question resets.
+        let mut in_tx_known = false;
         if let Some(c) = s.conn.as_deref_mut().filter(|c| c.checks_are_local()) {
             match catch_unwind(AssertUnwindSafe(|| c.in_transaction())) {
                 Ok(false) => {
@@ -1186,7 +1188,7 @@ impl<B: Backend> Shared<B> {
                     plog!(self.log, Level::Debug, "Returning {serial} to pool.");
                     return Ok(());
                 }
-                Ok(true) => {}
+                Ok(true) => in_tx_known = true,
                 Err(_) => {
                     let (c, serial) = g.remove(idx, Reason::Dead);
                     g.dispatch(max);
@@ -1205,7 +1207,7 @@ impl<B: Backend> Shared<B> {
         };
         let ok = MutexGuard::unlocked(&mut g, || {
             catch_unwind(AssertUnwindSafe(|| {
-                !conn.in_transaction() || conn.rollback().is_ok()
+                !(in_tx_known || conn.in_transaction()) || conn.rollback().is_ok()
             }))
             .unwrap_or(false)
         });
