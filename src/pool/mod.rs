@@ -1112,20 +1112,23 @@ impl<B: Backend> Shared<B> {
                         && w.grant.load(Ordering::Relaxed) == GRANT_NONE
                     {
                         let timed_out = deadline.is_some_and(|dl| Instant::now() >= dl);
+                        // Past the bound, or at a deadline shorter than it
+                        // with a connection left idle meanwhile: from now on
+                        // every connection that comes back is handed over
+                        // (to this waiter when it is the oldest).
+                        if !overdue && (!timed_out || !g.idle.is_empty()) {
+                            w.overdue.store(true, Ordering::Relaxed);
+                            g.overdue += 1;
+                            g.dispatch(max);
+                            continue;
+                        }
                         if !timed_out {
-                            if !overdue {
-                                // Waited past the bound: from now on every
-                                // connection that comes back is handed over.
-                                w.overdue.store(true, Ordering::Relaxed);
-                                g.overdue += 1;
-                                g.dispatch(max);
-                            }
                             continue;
                         }
                         if let Some(pos) = g.waiters.iter().position(|x| Arc::ptr_eq(x, &w)) {
                             g.waiters.remove(pos);
                         }
-                        if overdue {
+                        if w.overdue.load(Ordering::Relaxed) {
                             g.overdue -= 1;
                         }
                         g.counters.timeouts += 1;

@@ -85,3 +85,43 @@ fn a_barging_thread_cannot_starve_a_waiter() {
         "waited {waited:?} with HANDOFF_AFTER {HANDOFF_AFTER:?}"
     );
 }
+
+/// A timeout shorter than HANDOFF_AFTER: a connection released before the
+/// deadline must reach the waiter, not sit idle while it fails. (Timing
+/// decides whether the release comes before the deadline in one try, so
+/// the test needs one success in many; before the fix none could succeed.)
+#[test]
+fn a_short_timeout_still_gets_a_connection_released_in_time() {
+    let timeout = HANDOFF_AFTER * 4 / 5;
+    let p = Pool::new(
+        Nothing,
+        PoolOptions {
+            max_connections: 1,
+            timeout: WaitTimeout::Wait(timeout),
+            ..PoolOptions::default()
+        },
+    );
+    let mut served = 0;
+    for _ in 0..50 {
+        let held = p.connect().unwrap();
+        let p2 = p.clone();
+        let t = thread::spawn(move || p2.connect().map(|id| p2.release(id)));
+        // Release as soon as the waiter queued (or gave up already).
+        let until = Instant::now() + Duration::from_secs(5);
+        while p.stats().waiting == 0 && !t.is_finished() && Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        p.release(held).unwrap();
+        if let Ok(r) = t.join().unwrap() {
+            r.unwrap();
+            served += 1;
+        }
+        if served >= 3 {
+            break;
+        }
+    }
+    assert!(
+        served >= 1,
+        "no waiter with a {timeout:?} timeout ever got the connection released while it waited"
+    );
+}
