@@ -381,7 +381,7 @@ fn constraint_violation_reports_extended_code() {
     assert_eq!(e.sqlstate.as_deref(), Some("1"));
 
     let e = c.query("SELECT ?, ?", &[Value::Int(1)]).unwrap_err();
-    assert_eq!(e.status, Status::POOL_ERR_DATABASE);
+    assert_eq!(e.status, Status::POOL_ERR_INVALID_ARGUMENT);
     assert_eq!(e.sqlstate.as_deref(), Some("25"));
     assert!(e.message.contains("2 parameters"), "{}", e.message);
     assert!(!c.is_closed());

@@ -730,8 +730,10 @@ unsafe fn builder_for(stmt: *mut ffi::sqlite3_stmt) -> ResultBuilder {
     )
 }
 
+/// A caller's mistake seen before the statement runs: the same status as
+/// the other backends give when they can tell before sending.
 fn param_count_error(expected: usize, given: usize) -> Error {
-    Error::database(format!(
+    Error::invalid_argument(format!(
         "the statement has {expected} parameter{} but {} value{} given",
         if expected == 1 { "" } else { "s" },
         given,
@@ -1082,7 +1084,7 @@ fn db_error(e: &rusqlite::Error) -> Error {
             };
             Error::database(message).with_sqlstate(error.extended_code.to_string())
         }
-        E::InvalidParameterCount(given, expected) => Error::database(format!(
+        E::InvalidParameterCount(given, expected) => Error::invalid_argument(format!(
             "the statement has {expected} parameters but {given} values were given"
         ))
         .with_sqlstate(SQLSTATE_RANGE),
