@@ -333,22 +333,31 @@ pub fn percent_decode(s: &str) -> std::result::Result<String, String> {
 /// The URL with any password replaced by `****`, for messages and logs:
 /// `scheme://user:secret@host` and `password=`/`pass=` query values.
 pub fn redact(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some(scheme_end) = out.find("://") {
-        let auth_start = scheme_end + 3;
-        let auth_end = out[auth_start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| auth_start + i);
-        if let Some(at) = out[auth_start..auth_end].rfind('@') {
-            let userinfo = &out[auth_start..auth_start + at];
-            if let Some(colon) = userinfo.find(':') {
-                let start = auth_start + colon + 1;
-                out.replace_range(start..auth_start + at, "****");
+    // The query is everything after the first '?', as the parser reads it;
+    // the authority exists only when the scheme's own ':' (the first one)
+    // is followed by "//" before that. Each part is redacted on its own, so
+    // hiding one can never change how the other is read (a "://" inside an
+    // option's value is not an authority).
+    let (head, query) = match url.find('?') {
+        Some(q) => (&url[..q], Some(&url[q + 1..])),
+        None => (url, None),
+    };
+    let mut out = head.to_string();
+    if let Some(colon) = head.find(':') {
+        if head[colon + 1..].starts_with("//") {
+            let auth_start = colon + 3;
+            let auth_end = head[auth_start..]
+                .find('/')
+                .map_or(head.len(), |i| auth_start + i);
+            if let Some(at) = head[auth_start..auth_end].rfind('@') {
+                let userinfo = &head[auth_start..auth_start + at];
+                if let Some(c) = userinfo.find(':') {
+                    out.replace_range(auth_start + c + 1..auth_start + at, "****");
+                }
             }
         }
     }
-    if let Some(q) = out.find('?') {
-        let (base, query) = out.split_at(q + 1);
+    if let Some(query) = query {
         let redacted: Vec<String> = query
             .split('&')
             .map(|pair| match pair.split_once('=') {
@@ -362,7 +371,8 @@ pub fn redact(url: &str) -> String {
                 _ => pair.to_string(),
             })
             .collect();
-        out = format!("{base}{}", redacted.join("&"));
+        out.push('?');
+        out.push_str(&redacted.join("&"));
     }
     out
 }
@@ -451,6 +461,13 @@ mod tests {
             "localhost/db?pass%77ord=****"
         );
         assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:****@h/db");
+        // Found by the fuzz target: a "://" inside the query is no
+        // authority; hiding a "userinfo" there renamed the next option so
+        // that its password value went out.
+        assert_eq!(
+            redact("x:/p?a=s://u&k:zpassword@h=SECRET"),
+            "x:/p?a=s://u&k:zpassword@h=****"
+        );
     }
 
     #[test]

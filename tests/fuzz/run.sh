@@ -9,6 +9,10 @@
 #   tests/fuzz/run.sh 3600           a long run; new inputs it finds accumulate
 #                                    in tests/fuzz/corpus/url_options.run/ (not committed)
 #   FUZZ_JOBS=2 tests/fuzz/run.sh 3600   the same on two cores
+#   FUZZ_SEED=0 tests/fuzz/run.sh 3600   a random seed (the default, 1, makes
+#                                    the test command's run the same input
+#                                    sequence every time: a slower machine
+#                                    runs a prefix of it)
 #
 # Installs the nightly toolchain and cargo-fuzz when they are missing. The
 # instrumented build (~7 min of CPU the first time) goes to
@@ -44,6 +48,6 @@ if [ "$jobs" -gt 1 ]; then
   extra=(-jobs="$jobs" -workers="$jobs")
 fi
 cargo +nightly fuzz run --fuzz-dir "$fuzz_dir" --target-dir "$target_dir" url_options "$work" "$root/$fuzz_dir/corpus/url_options" -- \
-  -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+  -max_total_time="$secs" -seed="${FUZZ_SEED:-1}" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
   -print_final_stats=1 -artifact_prefix="$root/$fuzz_dir/artifacts/url_options/" "${extra[@]}"
 echo "fuzz run: no crash in ${secs} s"
