@@ -45,6 +45,12 @@ static inline long bench_ops(long base) {
     return n < 1 ? 1 : n;
 }
 
+/* Whether BENCH_ONLY (a comma-separated list; unset or empty: all) names db. */
+static inline int bench_wanted(const char *db) {
+    const char *only = getenv("BENCH_ONLY");
+    return !only || !*only || strstr(only, db) != NULL;
+}
+
 static inline const char *bench_env(const char *name, const char *dflt) {
     const char *s = getenv(name);
     return s && *s ? s : dflt;

@@ -46,11 +46,6 @@
 
 #define MAX_CONNS 256
 
-static int wanted(const char *db) {
-    const char *only = getenv("BENCH_ONLY");
-    return !only || !*only || strstr(only, db) != NULL;
-}
-
 static long rss_bytes(void) {
     long size = 0, resident = 0;
     FILE *f = fopen("/proc/self/statm", "r");
@@ -354,7 +349,7 @@ int main(void) {
 
     printf("# peepool %s, %d idle connections per measurement, bytes of VmRSS each\n",
            pool_version(), n);
-    if (wanted("sqlite")) {
+    if (bench_wanted("sqlite")) {
         char path[128], url[160];
         snprintf(path, sizeof path, "/tmp/peepool_bench_memory_%ld.db", (long)getpid());
         snprintf(url, sizeof url, "sqlite:%s", path);
@@ -378,7 +373,7 @@ int main(void) {
 #endif
         unlink(path);
     }
-    if (wanted("postgres")) {
+    if (bench_wanted("postgres")) {
         run_peepool("postgres", pg, n);
 #ifdef HAVE_LIBPQ
         {
@@ -390,7 +385,7 @@ int main(void) {
         run_zdb("postgres", bench_env("BENCH_ZDB_PG_URL", BENCH_ZDB_PG_DEFAULT), n);
 #endif
     }
-    if (wanted("mysql")) {
+    if (bench_wanted("mysql")) {
         run_peepool("mysql", my, n);
 #ifdef HAVE_MARIADB
         {

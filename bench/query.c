@@ -37,11 +37,6 @@
 #include <mysql.h>
 #endif
 
-static int wanted(const char *db) {
-    const char *only = getenv("BENCH_ONLY");
-    return !only || !*only || strstr(only, db) != NULL;
-}
-
 /* ---- peepool ------------------------------------------------------------ */
 
 struct pp_ctx {
@@ -357,7 +352,7 @@ int main(void) {
     const char *my = bench_env("BENCH_MYSQL_URL", BENCH_MYSQL_DEFAULT);
 
     printf("# peepool %s\n", pool_version());
-    if (wanted("sqlite")) {
+    if (bench_wanted("sqlite")) {
         run_peepool("sqlite", "sqlite::memory:?max_connections=4", "SELECT ?", local);
 #ifdef HAVE_SQLITE3
         run_raw_sqlite(local);
@@ -373,7 +368,7 @@ int main(void) {
         }
 #endif
     }
-    if (wanted("postgres")) {
+    if (bench_wanted("postgres")) {
         run_peepool("postgres", pg, "SELECT $1::int8", remote);
         run_peepool_nocheck("postgres", pg, "SELECT $1::int8", remote);
 #ifdef HAVE_LIBPQ
@@ -387,7 +382,7 @@ int main(void) {
                 "SELECT ?::int8", remote);
 #endif
     }
-    if (wanted("mysql")) {
+    if (bench_wanted("mysql")) {
         run_peepool("mysql", my, "SELECT ?", remote);
         run_peepool_nocheck("mysql", my, "SELECT ?", remote);
 #ifdef HAVE_MARIADB

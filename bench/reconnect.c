@@ -45,11 +45,6 @@
 #include <mysql.h>
 #endif
 
-static int wanted(const char *db) {
-    const char *only = getenv("BENCH_ONLY");
-    return !only || !*only || strstr(only, db) != NULL;
-}
-
 /* ---- peepool ------------------------------------------------------------ */
 
 enum pp_mode { PP_POOLED, PP_MANUAL_CLOSE };
@@ -273,7 +268,7 @@ int main(void) {
     const char *my = bench_env("BENCH_MYSQL_URL", BENCH_MYSQL_DEFAULT);
 
     printf("# peepool %s\n", pool_version());
-    if (wanted("sqlite")) {
+    if (bench_wanted("sqlite")) {
         char path[128], uri[160];
         snprintf(path, sizeof path, "/tmp/peepool_bench_reconnect_%ld.db", (long)getpid());
         snprintf(uri, sizeof uri, "sqlite:%s", path);
@@ -307,7 +302,7 @@ int main(void) {
 #endif
         unlink(path);
     }
-    if (wanted("postgres")) {
+    if (bench_wanted("postgres")) {
         run_all_peepool("postgres", pg, pooled_remote, remote);
 #ifdef HAVE_LIBPQ
         bench_run("raw_postgres_connect", raw_pq, (void *)pg, remote);
@@ -318,7 +313,7 @@ int main(void) {
         run_zdb("postgres", bench_env("BENCH_ZDB_PG_URL", BENCH_ZDB_PG_DEFAULT), remote);
 #endif
     }
-    if (wanted("mysql")) {
+    if (bench_wanted("mysql")) {
         run_all_peepool("mysql", my, pooled_remote, remote);
 #ifdef HAVE_MARIADB
         {
