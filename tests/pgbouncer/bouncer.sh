@@ -49,7 +49,7 @@ start)
     port=$3
     shift 3
     bin=$(find_pgbouncer) || {
-        echo "bouncer.sh: pgbouncer not found (apt-get install pgbouncer; scripts/ensure-servers.sh does)" >&2
+        echo "bouncer.sh: pgbouncer not found (apt-get install pgbouncer; .ci/ensure-servers.sh does)" >&2
         exit 3
     }
     if port_open "$port"; then

@@ -55,7 +55,7 @@ rc=0
 sh "$here/bouncer.sh" start "$dir" "$port" || rc=$?
 if [ $rc -ne 0 ]; then
     if [ $rc -eq 3 ] && [ $required = 0 ]; then
-        echo "SKIP: pgbouncer is not installed (scripts/ensure-servers.sh installs it)" >&2
+        echo "SKIP: pgbouncer is not installed (.ci/ensure-servers.sh installs it)" >&2
         exit 77
     fi
     echo "FAIL: could not start pgbouncer on 127.0.0.1:$port" >&2

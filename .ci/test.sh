@@ -7,7 +7,7 @@ start=$(date +%s)
 step() { echo; echo "=== $* ($(($(date +%s) - start)) s)"; }
 
 step "servers"
-servers=$(./scripts/ensure-servers.sh | tail -1)
+servers=$(./.ci/ensure-servers.sh | tail -1)
 PEEPOOL_TEST_SERVERS=${servers#PEEPOOL_TEST_SERVERS=}
 export PEEPOOL_TEST_SERVERS
 
