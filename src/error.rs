@@ -77,20 +77,44 @@ impl pool_status_t {
 
 /// An error: a status, a message for people, and the SQLSTATE of a database
 /// error where the backend has one (SQLite gives its extended result code).
+///
+/// Boxed, so that `Result<()>` is one word and `Result<T>` for a small `T`
+/// two: every call through the C ABI returns one, and the hot paths (a
+/// checkout, a release, a query) only ever return `Ok`, which then costs no
+/// copy of a 56-byte error slot. The fields are reached through `Deref`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
+pub struct Error(Box<ErrorInner>);
+
+/// The parts of an [`Error`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorInner {
     pub status: Status,
     pub message: String,
     pub sqlstate: Option<String>,
 }
 
+impl std::ops::Deref for Error {
+    type Target = ErrorInner;
+
+    fn deref(&self) -> &ErrorInner {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Error {
+    fn deref_mut(&mut self) -> &mut ErrorInner {
+        &mut self.0
+    }
+}
+
 impl Error {
+    #[cold]
     pub fn new(status: Status, message: impl Into<String>) -> Error {
-        Error {
+        Error(Box::new(ErrorInner {
             status,
             message: message.into(),
             sqlstate: None,
-        }
+        }))
     }
 
     pub fn with_sqlstate(mut self, sqlstate: impl Into<String>) -> Error {

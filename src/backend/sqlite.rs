@@ -1055,10 +1055,10 @@ fn parse_busy_timeout(v: &str) -> Result<Duration> {
 
 /// SQLite's message for an error, with its extended code when it has one.
 fn describe(e: &rusqlite::Error) -> String {
-    let err = db_error(e);
-    match err.sqlstate {
+    let mut err = db_error(e);
+    match err.sqlstate.take() {
         Some(code) => format!("{} (SQLite code {code})", err.message),
-        None => err.message,
+        None => std::mem::take(&mut err.message),
     }
 }
 

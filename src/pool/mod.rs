@@ -901,14 +901,10 @@ impl<B: Backend> Shared<B> {
 
     fn is_valid(&self, id: ConnId) -> bool {
         let st = self.lock();
-        matches!(
-            st.lookup(id, self.tag),
-            Ok(_)
-                | Err(Error {
-                    status: Status::POOL_ERR_BUSY,
-                    ..
-                })
-        )
+        match st.lookup(id, self.tag) {
+            Ok(_) => true,
+            Err(e) => e.status == Status::POOL_ERR_BUSY,
+        }
     }
 
     /// Whether `id` is checked out, in no call, and marked broken (its link

@@ -205,10 +205,9 @@ fn type_lookup_error(err: Error) -> Error {
          Server said: {}",
         err.message
     );
-    Error {
-        message: msg,
-        ..err
-    }
+    let mut err = err;
+    err.message = msg;
+    err
 }
 
 /// An error's message with its causes, and for a server error its fields.
