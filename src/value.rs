@@ -105,6 +105,15 @@ impl ResultSet {
     }
 }
 
+/// The column names of a statement laid out as a result's first cells and
+/// bytes, kept by a backend with a prepared statement it runs again and
+/// again, so that each result copies them instead of building them.
+#[derive(Debug, Clone)]
+pub struct Header {
+    cells: Vec<Cell>,
+    data: Vec<u8>,
+}
+
 /// Builds a [`ResultSet`] row by row: call a `push_*` once per column, then
 /// `end_row`.
 pub struct ResultBuilder {
@@ -115,6 +124,36 @@ pub struct ResultBuilder {
 impl ResultBuilder {
     pub fn new(columns: Vec<String>) -> ResultBuilder {
         Self::with_names(columns.iter().map(|c| c.as_str()))
+    }
+
+    /// A builder whose column names are `header`'s: two copies, however
+    /// many columns.
+    pub fn with_header(header: &Header) -> ResultBuilder {
+        let ncols = header.cells.len();
+        let (mut cells, mut data) = ResultSet::spare_buffers();
+        cells.reserve(ncols * 2);
+        cells.extend_from_slice(&header.cells);
+        data.reserve(header.data.len() + ncols * 8 + 32);
+        data.extend_from_slice(&header.data);
+        ResultBuilder {
+            set: ResultSet {
+                cells,
+                ncols,
+                data,
+                rows_affected: 0,
+            },
+            in_row: 0,
+        }
+    }
+
+    /// The column names of a builder that has no row yet, for
+    /// [`ResultBuilder::with_header`].
+    pub fn header(&self) -> Header {
+        debug_assert_eq!(self.set.cells.len(), self.set.ncols, "rows already pushed");
+        Header {
+            cells: self.set.cells[..self.set.ncols].to_vec(),
+            data: self.set.data.clone(),
+        }
     }
 
     /// Without an owned `Vec<String>` of names: each is copied once, into

@@ -480,8 +480,17 @@ fn statement_cache_on_and_off() {
         c.execute("ALTER TABLE t ADD COLUMN c", &[]).unwrap();
         let rs = c.query("SELECT * FROM t LIMIT 1", &[]).unwrap();
         assert_eq!(rs.columns(), 3, "cache={cache}");
+        assert_eq!(rs.column_name(2).unwrap(), "c", "cache={cache}");
         let rs = c.query("SELECT * FROM t WHERE 0", &[]).unwrap();
         assert_eq!(rs.columns(), 3, "cache={cache}");
+        // A renamed column: same count, new name (the cached statement's
+        // names are read again after SQLite re-prepares it).
+        c.execute("ALTER TABLE t RENAME COLUMN a TO z", &[])
+            .unwrap();
+        for sql in ["SELECT * FROM t LIMIT 1", "SELECT * FROM t WHERE 0"] {
+            let rs = c.query(sql, &[]).unwrap();
+            assert_eq!(rs.column_name(0).unwrap(), "z", "{sql} cache={cache}");
+        }
         c.ping().unwrap();
         c.close();
     }

@@ -86,7 +86,7 @@ use rusqlite::{ffi, Connection as RawConnection, OpenFlags, Statement};
 use crate::backend::{Backend, Connection};
 use crate::config::{ConnectOptions, ParsedUrl};
 use crate::error::{Error, Result};
-use crate::value::{ResultBuilder, ResultSet, Value};
+use crate::value::{Header, ResultBuilder, ResultSet, Value};
 
 /// SQLite's URI parameters passed through to `sqlite3_open_v2`.
 const URI_PARAMS: &[&str] = &[
@@ -436,6 +436,10 @@ impl SqliteConn {
 struct CachedStmt {
     sql: Box<str>,
     stmt: std::ptr::NonNull<ffi::sqlite3_stmt>,
+    /// Its column names as a result header, with the statement's re-prepare
+    /// count when they were read: SQLite re-prepares a statement after a
+    /// schema change, and then a `SELECT *` may name other columns.
+    names: Option<(Header, c_int)>,
 }
 
 /// The connection's prepared statements, keyed by their SQL text, most
@@ -478,6 +482,12 @@ impl StmtCache {
         Some(self.entries[last].stmt.as_ptr())
     }
 
+    /// The most recently used entry: the one `get` or `insert` just gave.
+    fn last(&mut self) -> &mut CachedStmt {
+        let i = self.entries.len() - 1;
+        &mut self.entries[i]
+    }
+
     fn insert(&mut self, sql: &str, stmt: std::ptr::NonNull<ffi::sqlite3_stmt>) {
         if self.entries.len() >= self.capacity {
             let old = self.entries.remove(0);
@@ -487,6 +497,7 @@ impl StmtCache {
         self.entries.push(CachedStmt {
             sql: sql.into(),
             stmt,
+            names: None,
         });
     }
 }
@@ -553,13 +564,13 @@ impl SqliteConn {
 
     /// Bind, step every row through `row`, reset: the cached-statement path
     /// over SQLite's C API, with the same results and errors as the rusqlite
-    /// path.
+    /// path. `row` and `done` also get the statement's cache entry.
     fn run_fast<T>(
         &mut self,
         sql: &str,
         params: &[Value<'_>],
-        mut row: impl FnMut(*mut ffi::sqlite3_stmt),
-        done: impl FnOnce(*mut ffi::sqlite3_stmt, u64) -> T,
+        mut row: impl FnMut(*mut ffi::sqlite3_stmt, &mut CachedStmt),
+        done: impl FnOnce(*mut ffi::sqlite3_stmt, u64, &mut CachedStmt) -> T,
     ) -> Fast<T> {
         if !self.cached {
             return Fast::Fallback;
@@ -618,10 +629,10 @@ impl SqliteConn {
             let before = (ffi::sqlite3_stmt_readonly(stmt) == 0).then(|| self.conn.total_changes());
             let r = loop {
                 match ffi::sqlite3_step(stmt) {
-                    ffi::SQLITE_ROW => row(stmt),
+                    ffi::SQLITE_ROW => row(stmt, self.stmts.last()),
                     ffi::SQLITE_DONE => {
                         let changed = before.map_or(0, |b| self.changes_since(b));
-                        break Ok(done(stmt, changed));
+                        break Ok(done(stmt, changed, self.stmts.last()));
                     }
                     rc => {
                         let e = self.handle_error(rc);
@@ -686,6 +697,24 @@ unsafe fn raw_bytes<'a>(p: *const u8, n: usize) -> &'a [u8] {
         &[]
     } else {
         std::slice::from_raw_parts(p, n)
+    }
+}
+
+/// A result builder with the names of `entry`'s statement `stmt`: copied from
+/// the entry while SQLite has not re-prepared the statement since they were
+/// read, else read again (and kept).
+///
+/// # Safety
+/// As for [`builder_for`].
+unsafe fn cached_builder(stmt: *mut ffi::sqlite3_stmt, entry: &mut CachedStmt) -> ResultBuilder {
+    let prepared = ffi::sqlite3_stmt_status(stmt, ffi::SQLITE_STMTSTATUS_REPREPARE, 0);
+    match &entry.names {
+        Some((header, n)) if *n == prepared => ResultBuilder::with_header(header),
+        _ => {
+            let b = builder_for(stmt);
+            entry.names = Some((b.header(), prepared));
+            b
+        }
     }
 }
 
@@ -836,7 +865,7 @@ impl Connection for SqliteConn {
     fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
         self.check_usable()?;
         self.stmt_ran = true;
-        if let Fast::Done(r) = self.run_fast(sql, params, |_| {}, |_, changed| changed) {
+        if let Fast::Done(r) = self.run_fast(sql, params, |_, _| {}, |_, changed, _| changed) {
             return r;
         }
         let before = self.conn.total_changes();
@@ -867,24 +896,32 @@ impl Connection for SqliteConn {
         self.check_usable()?;
         self.stmt_ran = true;
         let mut builder: Option<ResultBuilder> = None;
+        let had_rows = std::cell::Cell::new(false);
         let fast = self.run_fast(
             sql,
             params,
-            |stmt| {
+            |stmt, entry| {
                 // SAFETY: `run_fast` calls this with a live statement on a row.
                 unsafe {
                     // Names from the running statement, as below.
-                    let b = builder.get_or_insert_with(|| builder_for(stmt));
+                    had_rows.set(true);
+                    let b = builder.get_or_insert_with(|| cached_builder(stmt, entry));
                     push_row(b, stmt, ffi::sqlite3_column_count(stmt));
                     b.end_row();
                 }
             },
-            |stmt, changed| (stmt, changed),
+            |stmt, changed, entry| {
+                // No row: the names only. SAFETY: the statement is live
+                // (cached), merely reset.
+                let names_only = (!had_rows.get()).then(|| unsafe { cached_builder(stmt, entry) });
+                (changed, names_only)
+            },
         );
         if let Fast::Done(r) = fast {
-            let (stmt, changed) = r?;
-            // SAFETY: the statement is live (cached), merely reset.
-            let mut b = builder.unwrap_or_else(|| unsafe { builder_for(stmt) });
+            let (changed, names_only) = r?;
+            let Some(mut b) = builder.or(names_only) else {
+                return Err(Error::internal("a result without a builder"));
+            };
             b.set_rows_affected(changed);
             return Ok(b.finish());
         }
