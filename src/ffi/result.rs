@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_void};
 
-use crate::error::pool_status_t;
+use crate::error::{pool_status_t, Result};
 use crate::ffi::{arg_out, ffi_boundary, null_out, BoxHandle};
 use crate::value::{Kind, ResultSet};
 
@@ -23,6 +23,19 @@ pub struct pool_result_t {
 
 impl BoxHandle for pool_result_t {
     type Rust = ResultSet;
+}
+
+/// The body of a getter with one out-pointer: borrow `res`, check `out`,
+/// and write what `get` reads from the result.
+fn get_into<T>(
+    res: *const pool_result_t,
+    out: *mut T,
+    get: impl FnOnce(&ResultSet) -> Result<T>,
+) -> Result<()> {
+    let res = pool_result_t::borrow(res, "res")?;
+    let out = arg_out(out, "out")?;
+    *out = get(res)?;
+    Ok(())
 }
 
 fn kind_code(k: Kind) -> u32 {
@@ -68,10 +81,7 @@ pub extern "C" fn pool_result_column_name(
     out: *mut *const c_char,
 ) -> pool_status_t {
     ffi_boundary!(out out = std::ptr::null(); {
-        let res = pool_result_t::borrow(res, "res")?;
-        let out = arg_out(out, "out")?;
-        *out = res.column_name_cstr(col)?.as_ptr();
-        Ok(())
+        get_into(res, out, |r| Ok(r.column_name_cstr(col)?.as_ptr()))
     })
 }
 
@@ -91,10 +101,7 @@ pub extern "C" fn pool_result_type(
     out: *mut u32,
 ) -> pool_status_t {
     ffi_boundary!(out out = 0; {
-        let res = pool_result_t::borrow(res, "res")?;
-        let out = arg_out(out, "out")?;
-        *out = kind_code(res.kind(row, col)?);
-        Ok(())
+        get_into(res, out, |r| Ok(kind_code(r.kind(row, col)?)))
     })
 }
 
@@ -112,10 +119,7 @@ pub extern "C" fn pool_result_is_null(
     out: *mut bool,
 ) -> pool_status_t {
     ffi_boundary!(out out = false; {
-        let res = pool_result_t::borrow(res, "res")?;
-        let out = arg_out(out, "out")?;
-        *out = res.is_null(row, col)?;
-        Ok(())
+        get_into(res, out, |r| r.is_null(row, col))
     })
 }
 
@@ -135,10 +139,7 @@ pub extern "C" fn pool_result_int64(
     out: *mut i64,
 ) -> pool_status_t {
     ffi_boundary!(out out = 0; {
-        let res = pool_result_t::borrow(res, "res")?;
-        let out = arg_out(out, "out")?;
-        *out = res.int64(row, col)?;
-        Ok(())
+        get_into(res, out, |r| r.int64(row, col))
     })
 }
 
@@ -158,10 +159,7 @@ pub extern "C" fn pool_result_double(
     out: *mut f64,
 ) -> pool_status_t {
     ffi_boundary!(out out = 0.0; {
-        let res = pool_result_t::borrow(res, "res")?;
-        let out = arg_out(out, "out")?;
-        *out = res.double(row, col)?;
-        Ok(())
+        get_into(res, out, |r| r.double(row, col))
     })
 }
 
