@@ -508,3 +508,57 @@ fn session_time_zone_is_followed() {
         Some("P1D")
     );
 }
+
+/// Values only the server can print (money, point) in the middle of rows
+/// of values printed on the client, and more of them than one conversion
+/// round trip takes (500): every cell lands where it belongs, with the text
+/// the server gives when it prints the whole row itself.
+fn server_printed_cells_among_client_ones_with(url: &str) {
+    let Some(mut c) = conn_with(url) else { return };
+    let cols = [
+        "i",
+        "(i * 1.5)::money",
+        "'r' || i",
+        "NULL::int4",
+        "point(i, -i)",
+        "i::float8 / 4",
+    ];
+    let from = "FROM generate_series(1, 600) AS i";
+    let r = c
+        .query(&format!("SELECT {} {from}", cols.join(", ")), &[])
+        .unwrap();
+    let as_text = cols
+        .iter()
+        .map(|e| format!("({e})::text"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let want = c.query(&format!("SELECT {as_text} {from}"), &[]).unwrap();
+    assert_eq!((r.rows(), r.columns()), (600, 6));
+    assert_eq!(r.column_name(1).unwrap(), "money");
+    for row in 0..600 {
+        for col in 0..6 {
+            if want.is_null(row, col).unwrap() {
+                assert!(r.is_null(row, col).unwrap(), "({row}, {col}) is NULL");
+                continue;
+            }
+            assert_eq!(
+                r.text(row, col).unwrap(),
+                want.text(row, col).unwrap(),
+                "text of ({row}, {col})"
+            );
+        }
+        assert_eq!(r.int64(row, 0).unwrap(), row as i64 + 1);
+        assert_eq!(r.kind(row, 1).unwrap(), Kind::Other);
+        assert_eq!(r.kind(row, 5).unwrap(), Kind::Double);
+    }
+}
+
+#[test]
+fn server_printed_cells_among_client_ones() {
+    server_printed_cells_among_client_ones_with(URL);
+}
+
+#[test]
+fn server_printed_cells_among_client_ones_without_statement_cache() {
+    server_printed_cells_among_client_ones_with(&format!("{URL}?statement_cache=0"));
+}

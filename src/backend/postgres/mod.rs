@@ -126,9 +126,7 @@ impl PostgresBackend {
             client,
             lost: false,
             tx,
-            cache: HashMap::new(),
-            tick: 0,
-            cache_size: connect.statement_cache,
+            stmts: StmtCache::new(connect.statement_cache),
             settings: Settings::default(),
             settings_dirty: true,
             settings_touched_in_tx: false,
@@ -183,7 +181,7 @@ fn type_lookup_failed(sql: &str, e: &postgres::Error) -> bool {
         return false;
     }
     let (w1, _) = first_keywords(sql);
-    if matches!(w1.as_str(), "PREPARE" | "EXECUTE" | "DEALLOCATE") {
+    if is_any(w1, &["PREPARE", "EXECUTE", "DEALLOCATE"]) {
         return false;
     }
     db.message()
@@ -293,9 +291,8 @@ pub struct PostgresConn {
     client: Client,
     lost: bool,
     tx: Tx,
-    cache: HashMap<(String, Vec<bool>), (Statement, u64)>,
-    tick: u64,
-    cache_size: usize,
+    /// Named prepared statements (`statement_cache=N`; none when N is 0).
+    stmts: StmtCache,
     settings: Settings,
     settings_dirty: bool,
     settings_touched_in_tx: bool,
@@ -307,8 +304,159 @@ pub struct PostgresConn {
     abandoned: bool,
 }
 
+/// A named prepared statement owned by the connection's [`StmtCache`], with
+/// what its text does to the state the connection tracks (read once).
+struct CachedStmt {
+    sql: Box<str>,
+    /// Per parameter: declared bytea (a blob) rather than left to the server.
+    blobs: Box<[bool]>,
+    stmt: Statement,
+    class: SqlClass,
+}
+
+/// The connection's prepared statements, keyed by their SQL text and which
+/// parameters are blobs, most recently used last; at most `capacity`, the
+/// least recently used closed first. A linear scan that compares lengths
+/// first and starts at the most recent entry finds a repeated statement
+/// without hashing or copying its text (as the SQLite backend's cache).
+struct StmtCache {
+    entries: Vec<CachedStmt>,
+    capacity: usize,
+}
+
+impl StmtCache {
+    fn new(capacity: usize) -> StmtCache {
+        StmtCache {
+            entries: Vec::new(),
+            capacity,
+        }
+    }
+
+    /// The index of the entry for `sql` with these parameters, made most
+    /// recently used (so always the last one).
+    fn find(&mut self, sql: &str, params: &[Value<'_>]) -> Option<usize> {
+        let i = self.entries.iter().rposition(|e| {
+            e.sql.len() == sql.len()
+                && e.blobs.len() == params.len()
+                && *e.sql == *sql
+                && e.blobs
+                    .iter()
+                    .zip(params)
+                    .all(|(&blob, p)| blob == matches!(p, Value::Blob(_)))
+        })?;
+        let last = self.entries.len() - 1;
+        if i != last {
+            self.entries[i..].rotate_left(1);
+        }
+        Some(last)
+    }
+
+    /// Add a statement just prepared, dropping (which closes it on the
+    /// server) the least recently used one when full; its index.
+    fn insert(&mut self, sql: &str, params: &[Value<'_>], stmt: Statement) -> usize {
+        if self.entries.len() >= self.capacity && !self.entries.is_empty() {
+            self.entries.remove(0);
+        }
+        self.entries.push(CachedStmt {
+            sql: sql.into(),
+            blobs: params.iter().map(|p| matches!(p, Value::Blob(_))).collect(),
+            stmt,
+            class: SqlClass::of(sql),
+        });
+        self.entries.len() - 1
+    }
+}
+
+/// What a statement does to the state a connection tracks, read from its
+/// text: its first two keywords, and whether it may change a session
+/// setting the text forms depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SqlClass {
+    /// Once it has run: a transaction is open (BEGIN, START).
+    begins: bool,
+    /// Once it has run: none is (COMMIT, END, ABORT, ROLLBACK, PREPARE
+    /// TRANSACTION; not their `PREPARED` forms nor ROLLBACK TO).
+    ends: bool,
+    /// When it fails: whether one is open is unknown (a failed COMMIT or
+    /// ROLLBACK still ends the transaction; when in doubt the release
+    /// rollback is harmless).
+    fail_unknown: bool,
+    /// SET, RESET, DISCARD, or a text that mentions `set_config` or
+    /// `timezone` (any case).
+    settings: bool,
+}
+
+impl SqlClass {
+    fn of(sql: &str) -> SqlClass {
+        let (w1, w2) = first_keywords(sql);
+        let prepared = w2.eq_ignore_ascii_case("PREPARED");
+        let to = w2.eq_ignore_ascii_case("TO");
+        SqlClass {
+            begins: is_any(w1, &["BEGIN", "START"]),
+            ends: (is_any(w1, &["COMMIT", "END", "ABORT"]) && !prepared)
+                || (w1.eq_ignore_ascii_case("ROLLBACK") && !prepared && !to)
+                || (w1.eq_ignore_ascii_case("PREPARE") && w2.eq_ignore_ascii_case("TRANSACTION")),
+            fail_unknown: is_any(w1, &["COMMIT", "END", "ABORT", "ROLLBACK"]) && !prepared && !to,
+            settings: is_any(w1, &["SET", "RESET", "DISCARD"])
+                || contains_ignore_case(sql, "set_config")
+                || contains_ignore_case(sql, "timezone"),
+        }
+    }
+}
+
+/// Whether `word` is one of `keywords` (upper case), ignoring ASCII case.
+fn is_any(word: &str, keywords: &[&str]) -> bool {
+    keywords.iter().any(|k| word.eq_ignore_ascii_case(k))
+}
+
+/// Whether `hay` contains `needle` (lower-case ASCII), ignoring ASCII case.
+fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// Up to this many parameters reach the driver from the stack.
+const STACK_PARAMS: usize = 4;
+
+/// `params` as the driver takes them (as [`Param`]s), on the stack when
+/// there are few.
+fn with_params<R>(params: &[Value<'_>], f: impl FnOnce(&[&(dyn ToSql + Sync)]) -> R) -> R {
+    if params.len() <= STACK_PARAMS {
+        let mut ps = [Param(Value::Null); STACK_PARAMS];
+        for (slot, p) in ps.iter_mut().zip(params) {
+            *slot = Param(*p);
+        }
+        let refs: [&(dyn ToSql + Sync); STACK_PARAMS] = [&ps[0], &ps[1], &ps[2], &ps[3]];
+        f(&refs[..params.len()])
+    } else {
+        let ps: Vec<Param> = params.iter().map(|p| Param(*p)).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = ps.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        f(&refs)
+    }
+}
+
+/// The decimal text of `v`, written into `buf`.
+fn int_text(v: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
 /// A parameter sent as libpq sends an untyped one: text format (blobs binary).
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Param<'a>(Value<'a>);
 
 impl ToSql for Param<'_> {
@@ -319,7 +467,7 @@ impl ToSql for Param<'_> {
     ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         match self.0 {
             Value::Null => return Ok(IsNull::Yes),
-            Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+            Value::Int(i) => out.extend_from_slice(int_text(i, &mut [0; 20])),
             Value::Double(d) => out.extend_from_slice(text::float8_text(d).as_bytes()),
             Value::Text(s) => out.extend_from_slice(s.as_bytes()),
             Value::Blob(b) => out.extend_from_slice(b),
@@ -384,8 +532,9 @@ impl<'a> FromSql<'a> for Raw<'a> {
     }
 }
 
-/// The first keyword of a statement, upper-cased, after spaces, comments and `(`.
-fn first_keywords(sql: &str) -> (String, String) {
+/// The first two words of a statement (runs of ASCII letters, as written),
+/// after spaces, comments and `(`.
+fn first_keywords(sql: &str) -> (&str, &str) {
     let b = sql.as_bytes();
     let mut i = 0;
     loop {
@@ -408,8 +557,8 @@ fn first_keywords(sql: &str) -> (String, String) {
     let mut words = sql[i..]
         .split(|c: char| !c.is_ascii_alphabetic())
         .filter(|w| !w.is_empty());
-    let w1 = words.next().unwrap_or("").to_ascii_uppercase();
-    let w2 = words.next().unwrap_or("").to_ascii_uppercase();
+    let w1 = words.next().unwrap_or("");
+    let w2 = words.next().unwrap_or("");
     (w1, w2)
 }
 
@@ -476,28 +625,21 @@ impl PostgresConn {
 
     /// Track transaction state and session settings from the SQL run.
     fn note_sql(&mut self, sql: &str, ok: bool) {
-        let (w1, w2) = first_keywords(sql);
+        self.note(SqlClass::of(sql), ok);
+    }
+
+    /// [`note_sql`](Self::note_sql) with the statement's class already known.
+    fn note(&mut self, class: SqlClass, ok: bool) {
         if ok {
-            match w1.as_str() {
-                "BEGIN" | "START" => self.tx = Tx::Active,
-                "COMMIT" | "END" | "ABORT" if w2 != "PREPARED" => self.tx_ended(),
-                "ROLLBACK" if w2 != "PREPARED" && w2 != "TO" => self.tx_ended(),
-                "PREPARE" if w2 == "TRANSACTION" => self.tx_ended(),
-                _ => {}
+            if class.begins {
+                self.tx = Tx::Active;
+            } else if class.ends {
+                self.tx_ended();
             }
-        } else if matches!(w1.as_str(), "COMMIT" | "END" | "ABORT" | "ROLLBACK")
-            && w2 != "PREPARED"
-            && w2 != "TO"
-        {
-            // A failed COMMIT or ROLLBACK still ends the transaction; when in
-            // doubt the release rollback is harmless.
+        } else if class.fail_unknown {
             self.tx = Tx::Unknown;
         }
-        let lower = sql.to_ascii_lowercase();
-        if matches!(w1.as_str(), "SET" | "RESET" | "DISCARD")
-            || lower.contains("set_config")
-            || lower.contains("timezone")
-        {
+        if class.settings {
             self.settings_dirty = true;
             if self.tx != Tx::Idle {
                 self.settings_touched_in_tx = true;
@@ -513,35 +655,17 @@ impl PostgresConn {
         }
     }
 
-    fn statement(&mut self, sql: &str, types: &[Type]) -> Result<Statement> {
-        let key = (
-            sql.to_string(),
-            types
-                .iter()
-                .map(|t| *t == Type::BYTEA)
-                .collect::<Vec<bool>>(),
-        );
-        self.tick += 1;
-        if let Some((stmt, used)) = self.cache.get_mut(&key) {
-            *used = self.tick;
-            return Ok(stmt.clone());
+    /// The index in `stmts` of the named statement for `sql` with these
+    /// parameters, prepared now on a miss.
+    fn statement(&mut self, sql: &str, params: &[Value<'_>]) -> Result<usize> {
+        if let Some(i) = self.stmts.find(sql, params) {
+            return Ok(i);
         }
-        let stmt = match self.client.prepare_typed(sql, types) {
+        let stmt = match self.client.prepare_typed(sql, &Self::types_of(params)) {
             Ok(s) => s,
             Err(e) => return Err(self.fail(e)),
         };
-        if self.cache.len() >= self.cache_size {
-            if let Some(oldest) = self
-                .cache
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(k, _)| k.clone())
-            {
-                self.cache.remove(&oldest);
-            }
-        }
-        self.cache.insert(key, (stmt.clone(), self.tick));
-        Ok(stmt)
+        Ok(self.stmts.insert(sql, params, stmt))
     }
 
     fn types_of(params: &[Value<'_>]) -> Vec<Type> {
@@ -557,69 +681,72 @@ impl PostgresConn {
             .collect()
     }
 
+    /// The parameters with their declared types, for an unnamed statement
+    /// (`statement_cache=0`).
+    fn typed_params<'p>(params: &'p [Param<'p>]) -> Vec<(&'p (dyn ToSql + Sync), Type)> {
+        params
+            .iter()
+            .map(|p| {
+                let ty = if matches!(p.0, Value::Blob(_)) {
+                    Type::BYTEA
+                } else {
+                    Type::UNKNOWN
+                };
+                (p as &(dyn ToSql + Sync), ty)
+            })
+            .collect()
+    }
+
     fn run_execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
         if self.lost {
             return Err(Self::gone());
         }
         check_param_count(params)?;
+        if self.stmts.capacity > 0 {
+            let i = self.statement(sql, params)?;
+            let e = &self.stmts.entries[i];
+            let class = e.class;
+            let r = with_params(params, |refs| self.client.execute(&e.stmt, refs));
+            self.note(class, r.is_ok());
+            return r.map_err(|e| self.fail(e));
+        }
         let wrapped: Vec<Param> = params.iter().map(|p| Param(*p)).collect();
-        let types = Self::types_of(params);
-        let r = if self.cache_size > 0 {
-            let stmt = self.statement(sql, &types)?;
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                wrapped.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-            self.client.execute(&stmt, &refs)
-        } else {
-            let pairs: Vec<(&(dyn ToSql + Sync), Type)> = wrapped
-                .iter()
-                .zip(types)
-                .map(|(p, t)| (p as &(dyn ToSql + Sync), t))
-                .collect();
-            self.client.execute_typed(sql, &pairs)
-        };
+        let r = self
+            .client
+            .execute_typed(sql, &Self::typed_params(&wrapped));
         self.note_sql(sql, r.is_ok());
         r.map_err(|e| self.fail(e))
     }
 
-    fn run_query(
-        &mut self,
-        sql: &str,
-        params: &[Value<'_>],
-    ) -> Result<(Vec<String>, Vec<Type>, Vec<Row>)> {
+    fn run_query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<ResultSet> {
         if self.lost {
             return Err(Self::gone());
         }
         check_param_count(params)?;
+        if self.stmts.capacity > 0 {
+            let i = self.statement(sql, params)?;
+            let e = &self.stmts.entries[i];
+            let class = e.class;
+            let r = with_params(params, |refs| self.client.query(&e.stmt, refs));
+            self.note(class, r.is_ok());
+            let rows = r.map_err(|e| self.fail(e))?;
+            // The names straight from the statement into the result's arena.
+            let columns = self.stmts.entries[i].stmt.columns();
+            let b = ResultBuilder::with_names(columns.iter().map(|c| c.name()));
+            return self.materialise(b, rows);
+        }
         let wrapped: Vec<Param> = params.iter().map(|p| Param(*p)).collect();
-        let types = Self::types_of(params);
-        let (r, cols) = if self.cache_size > 0 {
-            let stmt = self.statement(sql, &types)?;
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                wrapped.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-            let cols = stmt
-                .columns()
-                .iter()
-                .map(|c| (c.name().to_string(), c.type_().clone()))
-                .collect::<Vec<_>>();
-            (self.client.query(&stmt, &refs), Some(cols))
-        } else {
-            let pairs: Vec<(&(dyn ToSql + Sync), Type)> = wrapped
-                .iter()
-                .zip(types)
-                .map(|(p, t)| (p as &(dyn ToSql + Sync), t))
-                .collect();
-            // A result type that is not built in and not yet known to this
-            // connection is looked up by the driver while the rows are still
-            // arriving; with more rows than its buffers hold that waits for
-            // ever (rust-postgres#1348, open). No public API avoids it; the
-            // README tells to cast such columns to text.
-            (self.client.query_typed(sql, &pairs), None)
-        };
+        // A result type that is not built in and not yet known to this
+        // connection is looked up by the driver while the rows are still
+        // arriving; with more rows than its buffers hold that waits for
+        // ever (rust-postgres#1348, open). No public API avoids it; the
+        // README tells to cast such columns to text.
+        let r = self.client.query_typed(sql, &Self::typed_params(&wrapped));
         self.note_sql(sql, r.is_ok());
         let rows = match r {
             Ok(rows) => rows,
             Err(e) => {
-                let lookup = cols.is_none() && type_lookup_failed(sql, &e);
+                let lookup = type_lookup_failed(sql, &e);
                 let err = self.fail(e);
                 return Err(if lookup { type_lookup_error(err) } else { err });
             }
@@ -627,24 +754,15 @@ impl PostgresConn {
         // The driver keeps an unnamed statement's columns only with its rows
         // (no public accessor for the Describe it got), so with
         // statement_cache=0 a query with no row has no columns.
-        let cols = cols.unwrap_or_else(|| {
-            rows.first()
-                .map(|row| {
-                    row.columns()
-                        .iter()
-                        .map(|c| (c.name().to_string(), c.type_().clone()))
-                        .collect()
-                })
-                .unwrap_or_default()
-        });
-        let (names, types) = cols.into_iter().unzip();
-        Ok((names, types, rows))
+        let columns = rows.first().map_or(&[][..], |row| row.columns());
+        let b = ResultBuilder::with_names(columns.iter().map(|c| c.name()));
+        self.materialise(b, rows)
     }
 
     /// Ask the server for the text of values only it can print: their binary
     /// form goes back as a parameter of their own type through `format('%s')`,
     /// which calls the type's output function.
-    fn server_texts(&mut self, cells: &[(Vec<u8>, Type)]) -> Result<Vec<String>> {
+    fn server_texts(&mut self, cells: &[(&[u8], &Type)]) -> Result<Vec<String>> {
         let mut out = Vec::with_capacity(cells.len());
         for chunk in cells.chunks(500) {
             let sql = (1..=chunk.len())
@@ -655,7 +773,7 @@ impl PostgresConn {
             let pairs: Vec<(&(dyn ToSql + Sync), Type)> = raws
                 .iter()
                 .zip(chunk)
-                .map(|(r, (_, t))| (r as &(dyn ToSql + Sync), t.clone()))
+                .map(|(r, (_, t))| (r as &(dyn ToSql + Sync), (*t).clone()))
                 .collect();
             let rows = match self.client.query_typed(&format!("SELECT {sql}"), &pairs) {
                 Ok(r) => r,
@@ -674,66 +792,86 @@ impl PostgresConn {
         Ok(out)
     }
 
-    fn materialise(
-        &mut self,
-        names: Vec<String>,
-        types: Vec<Type>,
-        rows: Vec<Row>,
-    ) -> Result<ResultSet> {
+    /// The rows' cells into `b` (which holds the column names), each decoded
+    /// on the client and copied once, into the result's arena. The first
+    /// value only the server can print hands the rest over to
+    /// [`materialise_with_server`](Self::materialise_with_server).
+    fn materialise(&mut self, mut b: ResultBuilder, rows: Vec<Row>) -> Result<ResultSet> {
         if self.settings_dirty && !rows.is_empty() {
             self.read_settings()?;
         }
-        let ncols = names.len();
-        let mut cells: Vec<Option<Cell>> = Vec::with_capacity(rows.len() * ncols);
-        let mut pending: Vec<(usize, Vec<u8>, Type)> = Vec::new();
-        for row in &rows {
-            for (c, ty) in types.iter().enumerate() {
+        for (r, row) in rows.iter().enumerate() {
+            for (c, column) in row.columns().iter().enumerate() {
                 let raw: Option<Raw> = row
                     .try_get(c)
                     .map_err(|e| Error::database(format!("reading column {c}: {e}")))?;
-                let cell = match raw {
-                    None => None,
-                    Some(Raw(b)) => {
-                        let cell = text::decode(ty, b, &self.settings);
-                        if cell == Cell::Server {
-                            pending.push((cells.len(), b.to_vec(), ty.clone()));
-                        }
-                        Some(cell)
-                    }
-                };
-                cells.push(cell);
+                match raw {
+                    None => b.push_null(),
+                    Some(Raw(bytes)) => match text::decode(column.type_(), bytes, &self.settings) {
+                        Cell::Server => return self.materialise_with_server(b, &rows, r, c),
+                        cell => push_cell(&mut b, cell),
+                    },
+                }
             }
+            b.end_row();
         }
-        let mut server: HashMap<usize, (String, Vec<u8>)> = HashMap::new();
+        b.set_rows_affected(rows.len() as u64);
+        Ok(b.finish())
+    }
+
+    /// The cells from (`row0`, `col0`) on, which holds a value only the
+    /// server can print: every such value is sent back to the server (one
+    /// round trip per 500) and its text stored with the others.
+    fn materialise_with_server(
+        &mut self,
+        mut b: ResultBuilder,
+        rows: &[Row],
+        row0: usize,
+        col0: usize,
+    ) -> Result<ResultSet> {
+        let ncols = rows[row0].len();
+        let start = row0 * ncols + col0;
+        let end = rows.len() * ncols;
+        let mut cells: Vec<Option<Cell>> = Vec::with_capacity(end - start);
+        let mut pending: Vec<(usize, &[u8], &Type)> = Vec::new();
+        for i in start..end {
+            let (row, c) = (&rows[i / ncols], i % ncols);
+            let raw: Option<Raw> = row
+                .try_get(c)
+                .map_err(|e| Error::database(format!("reading column {c}: {e}")))?;
+            let cell = match raw {
+                None => None,
+                Some(Raw(bytes)) => {
+                    let ty = row.columns()[c].type_();
+                    let cell = text::decode(ty, bytes, &self.settings);
+                    if cell == Cell::Server {
+                        pending.push((i, bytes, ty));
+                    }
+                    Some(cell)
+                }
+            };
+            cells.push(cell);
+        }
+        let mut server: HashMap<usize, (String, &[u8])> = HashMap::new();
         if !pending.is_empty() {
-            let items: Vec<(Vec<u8>, Type)> = pending
-                .iter()
-                .map(|(_, b, t)| (b.clone(), t.clone()))
-                .collect();
+            let items: Vec<(&[u8], &Type)> = pending.iter().map(|&(_, b, t)| (b, t)).collect();
             let texts = self.server_texts(&items)?;
             for ((idx, raw, _), t) in pending.into_iter().zip(texts) {
                 server.insert(idx, (t, raw));
             }
         }
-        let mut b = ResultBuilder::new(names);
-        for (i, cell) in cells.into_iter().enumerate() {
+        for (i, cell) in (start..end).zip(cells) {
             match cell {
                 None => b.push_null(),
-                Some(Cell::Int(v)) => b.push_int(v),
-                Some(Cell::Double(v, t)) => b.push_double(v, &t),
-                Some(Cell::Numeric(t)) => b.push_numeric(&t),
-                Some(Cell::Text(t)) => b.push_text(&t),
-                Some(Cell::Blob(raw, t)) => b.push_blob(&raw, Some(t.as_bytes())),
-                Some(Cell::Other(t)) => b.push_other(&t),
                 Some(Cell::Server) => {
                     let (t, raw) = server.remove(&i).unwrap_or_default();
-                    let ty = &types[i % ncols.max(1)];
+                    let ty = rows[i / ncols].columns()[i % ncols].type_();
                     let base = match ty.kind() {
                         postgres::types::Kind::Domain(base) => base.clone(),
                         _ => ty.clone(),
                     };
                     match base.oid() {
-                        text::oid::BYTEA => b.push_blob(&raw, Some(t.as_bytes())),
+                        text::oid::BYTEA => b.push_blob(raw, Some(t.as_bytes())),
                         text::oid::FLOAT4 | text::oid::FLOAT8 => {
                             let v = t.parse::<f64>().unwrap_or(match t.as_str() {
                                 "Infinity" => f64::INFINITY,
@@ -745,8 +883,9 @@ impl PostgresConn {
                         _ => b.push_other(t.as_bytes()),
                     }
                 }
+                Some(cell) => push_cell(&mut b, cell),
             }
-            if ncols > 0 && (i + 1) % ncols == 0 {
+            if (i + 1) % ncols == 0 {
                 b.end_row();
             }
         }
@@ -761,6 +900,23 @@ impl PostgresConn {
         let r = self.client.batch_execute(sql);
         self.note_sql(sql, r.is_ok());
         r.map_err(|e| self.fail(e))
+    }
+}
+
+/// A cell decoded on the client into the result (never [`Cell::Server`]).
+fn push_cell(b: &mut ResultBuilder, cell: Cell<'_>) {
+    match cell {
+        Cell::Int(v) => b.push_int(v),
+        Cell::Double(v, t) => b.push_double(v, &t),
+        Cell::Numeric(t) => b.push_numeric(&t),
+        Cell::Text(t) => b.push_text(&t),
+        Cell::Blob(raw, t) => b.push_blob(raw, Some(t.as_bytes())),
+        Cell::Other(t) => b.push_other(&t),
+        // The callers ask the server for these texts first.
+        Cell::Server => {
+            debug_assert!(false, "a server-printed cell reached push_cell");
+            b.push_other(b"")
+        }
     }
 }
 
@@ -823,8 +979,7 @@ impl Connection for PostgresConn {
     }
 
     fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<ResultSet> {
-        let (names, types, rows) = self.run_query(sql, params)?;
-        self.materialise(names, types, rows)
+        self.run_query(sql, params)
     }
 
     fn begin(&mut self) -> Result<()> {
@@ -852,5 +1007,66 @@ impl Connection for PostgresConn {
             return;
         }
         let _ = self.client.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(begins: bool, ends: bool, fail_unknown: bool, settings: bool) -> SqlClass {
+        SqlClass {
+            begins,
+            ends,
+            fail_unknown,
+            settings,
+        }
+    }
+
+    #[test]
+    fn statements_are_classified_by_their_first_keywords() {
+        let none = class(false, false, false, false);
+        for (sql, want) in [
+            ("SELECT 1", none),
+            ("begin", class(true, false, false, false)),
+            (
+                "  /* c */ ( START TRANSACTION",
+                class(true, false, false, false),
+            ),
+            ("-- note\nBEGIN", class(true, false, false, false)),
+            ("Commit", class(false, true, true, false)),
+            ("END", class(false, true, true, false)),
+            ("abort", class(false, true, true, false)),
+            ("ROLLBACK", class(false, true, true, false)),
+            ("ROLLBACK TO SAVEPOINT a", none),
+            ("rollback to a", none),
+            ("COMMIT PREPARED 'x'", none),
+            ("ROLLBACK PREPARED 'x'", none),
+            ("PREPARE TRANSACTION 'x'", class(false, true, false, false)),
+            ("PREPARE q AS SELECT 1", none),
+            ("SET TimeZone = 'UTC'", class(false, false, false, true)),
+            ("reset all", class(false, false, false, true)),
+            ("DISCARD ALL", class(false, false, false, true)),
+            (
+                "SELECT SET_CONFIG('a', 'b', false)",
+                class(false, false, false, true),
+            ),
+            ("SELECT now() AT TIME ZONE 'UTC'", none),
+            (
+                "SELECT current_setting('TIMEZONE')",
+                class(false, false, false, true),
+            ),
+            ("", none),
+            ("/* unterminated", none),
+        ] {
+            assert_eq!(SqlClass::of(sql), want, "{sql:?}");
+        }
+    }
+
+    #[test]
+    fn integers_print_as_decimal_text() {
+        for v in [0, 7, -7, 10, i64::MAX, i64::MIN, 1_000_000] {
+            assert_eq!(int_text(v, &mut [0; 20]), v.to_string().as_bytes());
+        }
     }
 }

@@ -4,6 +4,8 @@
 //! this module cannot format exactly yields [`Cell::Server`], and the caller
 //! asks the server for its text.
 
+use std::borrow::Cow;
+
 use postgres::types::{Kind, Type};
 
 /// The session settings that change output functions.
@@ -75,16 +77,17 @@ impl Settings {
     }
 }
 
-/// A decoded cell.
+/// A decoded cell. Text that is the wire bytes themselves (text, json, enum
+/// labels) is borrowed from the row, not copied.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
+pub enum Cell<'a> {
     Int(i64),
     Double(f64, String),
     Numeric(String),
-    Text(Vec<u8>),
+    Text(Cow<'a, [u8]>),
     /// Raw bytes and their `\x` text.
-    Blob(Vec<u8>, String),
-    Other(Vec<u8>),
+    Blob(&'a [u8], String),
+    Other(Cow<'a, [u8]>),
     /// Only the server can print this value exactly.
     Server,
 }
@@ -127,19 +130,19 @@ pub(crate) mod oid {
 }
 
 /// Decode one non-NULL value of type `ty`.
-pub fn decode(ty: &Type, raw: &[u8], s: &Settings) -> Cell {
+pub fn decode<'a>(ty: &Type, raw: &'a [u8], s: &Settings) -> Cell<'a> {
     match ty.kind() {
-        Kind::Enum(_) => return Cell::Other(raw.to_vec()),
+        Kind::Enum(_) => return Cell::Other(Cow::Borrowed(raw)),
         Kind::Domain(base) => return decode(base, raw, s),
         Kind::Array(elem) if ty.oid() != oid::INT2VECTOR && ty.oid() != oid::OIDVECTOR => {
             return match array_text(elem, raw, s) {
-                Some(t) => Cell::Other(t.into_bytes()),
+                Some(t) => Cell::Other(Cow::Owned(t.into_bytes())),
                 None => Cell::Server,
             }
         }
         Kind::Composite(_) => {
             return match record_text(Some(ty), raw, s) {
-                Some(t) => Cell::Other(t.into_bytes()),
+                Some(t) => Cell::Other(Cow::Owned(t.into_bytes())),
                 None => Cell::Server,
             }
         }
@@ -165,18 +168,14 @@ fn be_i64(b: &[u8], at: usize) -> Option<i64> {
 }
 
 /// Decode by type OID alone (built-in types); `None` when unknown or malformed.
-fn decode_oid(type_oid: u32, raw: &[u8], s: &Settings) -> Option<Cell> {
+fn decode_oid<'a>(type_oid: u32, raw: &'a [u8], s: &Settings) -> Option<Cell<'a>> {
     let exact = |len: usize| if raw.len() == len { Some(()) } else { None };
     Some(match type_oid {
         // A function returning void (pg_sleep): libpq prints an empty string.
-        oid::VOID => Cell::Other(Vec::new()),
+        oid::VOID => Cell::Other(Cow::Borrowed(b"")),
         oid::BOOL => {
             exact(1)?;
-            Cell::Other(if raw[0] != 0 {
-                b"t".to_vec()
-            } else {
-                b"f".to_vec()
-            })
+            Cell::Other(Cow::Borrowed(if raw[0] != 0 { b"t" } else { b"f" }))
         }
         oid::INT2 => {
             exact(2)?;
@@ -206,63 +205,67 @@ fn decode_oid(type_oid: u32, raw: &[u8], s: &Settings) -> Option<Cell> {
         }
         oid::NUMERIC => Cell::Numeric(numeric_text(raw)?),
         oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::UNKNOWN => {
-            Cell::Text(raw.to_vec())
+            Cell::Text(Cow::Borrowed(raw))
         }
         oid::CHAR => {
             exact(1)?;
-            Cell::Text(char_text(raw[0]).into_bytes())
+            Cell::Text(Cow::Owned(char_text(raw[0]).into_bytes()))
         }
-        oid::BYTEA if s.hex_bytea => Cell::Blob(raw.to_vec(), bytea_text(raw)),
-        oid::JSON => Cell::Other(raw.to_vec()),
+        oid::BYTEA if s.hex_bytea => Cell::Blob(raw, bytea_text(raw)),
+        oid::JSON => Cell::Other(Cow::Borrowed(raw)),
         oid::JSONB => {
             if raw.first() != Some(&1) {
                 return None;
             }
-            Cell::Other(raw[1..].to_vec())
+            Cell::Other(Cow::Borrowed(&raw[1..]))
         }
         oid::UUID => {
             exact(16)?;
-            Cell::Other(uuid_text(raw).into_bytes())
+            Cell::Other(Cow::Owned(uuid_text(raw).into_bytes()))
         }
         oid::DATE if s.iso_dates => {
             exact(4)?;
-            Cell::Other(date_text(be_i32(raw, 0)?).into_bytes())
+            Cell::Other(Cow::Owned(date_text(be_i32(raw, 0)?).into_bytes()))
         }
         oid::TIME => {
             exact(8)?;
-            Cell::Other(time_text(be_i64(raw, 0)?).into_bytes())
+            Cell::Other(Cow::Owned(time_text(be_i64(raw, 0)?).into_bytes()))
         }
         oid::TIMETZ => {
             exact(12)?;
             let mut t = time_text(be_i64(raw, 0)?);
             t.push_str(&tz_text(be_i32(raw, 8)?));
-            Cell::Other(t.into_bytes())
+            Cell::Other(Cow::Owned(t.into_bytes()))
         }
         oid::TIMESTAMP if s.iso_dates => {
             exact(8)?;
-            Cell::Other(timestamp_text(be_i64(raw, 0)?, None).into_bytes())
+            Cell::Other(Cow::Owned(
+                timestamp_text(be_i64(raw, 0)?, None).into_bytes(),
+            ))
         }
         oid::TIMESTAMPTZ if s.iso_dates && s.utc => {
             exact(8)?;
-            Cell::Other(timestamp_text(be_i64(raw, 0)?, Some(0)).into_bytes())
+            Cell::Other(Cow::Owned(
+                timestamp_text(be_i64(raw, 0)?, Some(0)).into_bytes(),
+            ))
         }
         oid::INTERVAL if s.postgres_intervals => {
             exact(16)?;
-            Cell::Other(
+            Cell::Other(Cow::Owned(
                 interval_text(be_i64(raw, 0)?, be_i32(raw, 8)?, be_i32(raw, 12)?).into_bytes(),
-            )
+            ))
         }
-        oid::INET | oid::CIDR => Cell::Other(inet_text(raw)?.into_bytes()),
+        oid::INET | oid::CIDR => Cell::Other(Cow::Owned(inet_text(raw)?.into_bytes())),
         oid::MACADDR => {
             exact(6)?;
-            Cell::Other(mac_text(raw).into_bytes())
+            Cell::Other(Cow::Owned(mac_text(raw).into_bytes()))
         }
         oid::MACADDR8 => {
             exact(8)?;
-            Cell::Other(mac_text(raw).into_bytes())
+            Cell::Other(Cow::Owned(mac_text(raw).into_bytes()))
         }
-        oid::BIT | oid::VARBIT => Cell::Other(bit_text(raw)?.into_bytes()),
-        oid::RECORD => Cell::Other(record_text(None, raw, s)?.into_bytes()),
+        oid::BIT | oid::VARBIT => Cell::Other(Cow::Owned(bit_text(raw)?.into_bytes())),
+        oid::RECORD => Cell::Other(Cow::Owned(record_text(None, raw, s)?.into_bytes())),
         _ => return None,
     })
 }
@@ -273,7 +276,7 @@ fn element_text(ty: &Type, raw: &[u8], s: &Settings) -> Option<Vec<u8>> {
     match decode(ty, raw, s) {
         Cell::Int(i) => Some(i.to_string().into_bytes()),
         Cell::Double(_, t) | Cell::Numeric(t) | Cell::Blob(_, t) => Some(t.into_bytes()),
-        Cell::Text(b) | Cell::Other(b) => Some(b),
+        Cell::Text(b) | Cell::Other(b) => Some(b.into_owned()),
         Cell::Server => None,
     }
 }
