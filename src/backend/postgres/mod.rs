@@ -974,6 +974,13 @@ impl Connection for PostgresConn {
         self.tx != Tx::Idle
     }
 
+    /// `is_closed` reads `lost` and whether the driver's request channel is
+    /// closed (an atomic load in tokio-postgres); `in_transaction` reads
+    /// `tx`, kept from the statements run. Neither does I/O or blocks.
+    fn checks_are_local(&self) -> bool {
+        true
+    }
+
     fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
         self.run_execute(sql, params)
     }
