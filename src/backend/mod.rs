@@ -161,3 +161,54 @@ impl Connection for AnyConn {
         each_conn!(self, c => c.close())
     }
 }
+
+/// Whether `hay` contains `needle` (lower-case ASCII), ignoring ASCII case:
+/// `hay.to_ascii_lowercase().contains(needle)` without the copy.
+pub(crate) fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// The decimal text of `v` (as `v.to_string()`), written into `buf`.
+pub(crate) fn int_text(v: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_print_as_decimal_text() {
+        for v in [0, 7, -7, 10, -10, i64::MAX, i64::MIN, 1_000_000] {
+            assert_eq!(int_text(v, &mut [0; 20]), v.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn substring_search_ignores_ascii_case() {
+        assert!(contains_ignore_ascii_case(
+            "SELECT SET_CONFIG(1)",
+            "set_config"
+        ));
+        assert!(contains_ignore_ascii_case("x timezone", "timezone"));
+        assert!(!contains_ignore_ascii_case("time zone", "timezone"));
+        assert!(!contains_ignore_ascii_case("tz", "timezone"));
+        assert!(!contains_ignore_ascii_case("TİMEZONE", "timezone"));
+    }
+}

@@ -15,7 +15,7 @@ use mysql::consts::{ColumnFlags, ColumnType};
 use mysql::prelude::Queryable;
 use mysql::{Column, Conn, Opts, OptsBuilder, SslOpts};
 
-use crate::backend::{Backend, Connection};
+use crate::backend::{contains_ignore_ascii_case, int_text, Backend, Connection};
 use crate::config::{
     parse_bool, parse_optional_seconds, percent_decode, scrub, ConnectOptions, ParsedUrl,
 };
@@ -348,24 +348,33 @@ enum TxEffect {
     None,
 }
 
+/// By the first two words (ASCII letters, digits and `_`, any case) and,
+/// for COMMIT, ROLLBACK and SET, what the text mentions; nothing allocated.
 fn tx_effect(sql: &str) -> TxEffect {
     let s = sql.trim_start().trim_start_matches('(');
     let mut words = s
         .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
         .filter(|w| !w.is_empty());
-    let w1 = words.next().unwrap_or("").to_ascii_uppercase();
-    let w2 = words.next().unwrap_or("").to_ascii_uppercase();
-    let lower = sql.to_ascii_lowercase();
-    match w1.as_str() {
-        "BEGIN" => TxEffect::Begin,
-        "START" if w2 == "TRANSACTION" => TxEffect::Begin,
-        "XA" => TxEffect::Begin,
-        "LOCK" => TxEffect::Begin,
-        "COMMIT" | "ROLLBACK" if lower.contains("chain") => TxEffect::Begin,
-        "ROLLBACK" if w2 == "TO" || lower.contains("savepoint") => TxEffect::None,
-        "COMMIT" | "ROLLBACK" => TxEffect::End,
-        "SET" if lower.contains("autocommit") => TxEffect::Autocommit,
-        _ => TxEffect::None,
+    let w1 = words.next().unwrap_or("");
+    let w2 = words.next().unwrap_or("");
+    let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
+    let mentions = |k: &str| contains_ignore_ascii_case(sql, k);
+    let end = is(w1, "COMMIT") || is(w1, "ROLLBACK");
+    if is(w1, "BEGIN")
+        || (is(w1, "START") && is(w2, "TRANSACTION"))
+        || is(w1, "XA")
+        || is(w1, "LOCK")
+        || (end && mentions("chain"))
+    {
+        TxEffect::Begin
+    } else if is(w1, "ROLLBACK") && (is(w2, "TO") || mentions("savepoint")) {
+        TxEffect::None
+    } else if end {
+        TxEffect::End
+    } else if is(w1, "SET") && mentions("autocommit") {
+        TxEffect::Autocommit
+    } else {
+        TxEffect::None
     }
 }
 
@@ -421,7 +430,7 @@ impl MysqlConn {
         if is_multi(sql) {
             // Unknown effect: assume a transaction may be open.
             self.in_tx = true;
-            if sql.to_ascii_lowercase().contains("autocommit") {
+            if contains_ignore_ascii_case(sql, "autocommit") {
                 self.autocommit_off = true;
             }
             return;
@@ -625,22 +634,20 @@ fn collect<P: mysql::prelude::Protocol>(
     let mut affected = 0u64;
     let mut out = None;
     while let Some(set) = qr.iter() {
-        let cols: Vec<Column> = set.columns().as_ref().to_vec();
         let set_affected = set.affected_rows();
-        let mut builder = if want_rows && !cols.is_empty() {
-            Some(ResultBuilder::new(
-                cols.iter().map(|c| c.name_str().into_owned()).collect(),
-            ))
-        } else {
-            None
+        let mut builder = match set.columns().as_ref() {
+            cols if want_rows && !cols.is_empty() => Some(builder_for(cols)),
+            _ => None,
         };
         for row in set {
             let row = row?;
             if let Some(b) = builder.as_mut() {
-                for (i, v) in row.unwrap_raw().into_iter().enumerate() {
-                    match cols.get(i) {
-                        Some(col) => push_cell(b, col, v.unwrap_or(mysql::Value::NULL)),
-                        None => b.push_null(),
+                // The set's columns, shared by its rows: nothing copied.
+                let cols = row.columns_ref();
+                for i in 0..row.len() {
+                    match (cols.get(i), row.as_ref(i)) {
+                        (Some(col), Some(v)) => push_cell(b, col, v),
+                        _ => b.push_null(),
                     }
                 }
                 b.end_row();
@@ -653,6 +660,23 @@ fn collect<P: mysql::prelude::Protocol>(
         }
     }
     Ok((affected, out))
+}
+
+/// A builder holding the columns' names (invalid UTF-8 replaced, as
+/// `Column::name_str` does), copied straight into the result when they are
+/// valid UTF-8, as they nearly always are.
+fn builder_for(cols: &[Column]) -> ResultBuilder {
+    if cols
+        .iter()
+        .all(|c| std::str::from_utf8(c.name_ref()).is_ok())
+    {
+        ResultBuilder::with_names(
+            cols.iter()
+                .map(|c| std::str::from_utf8(c.name_ref()).unwrap_or_default()),
+        )
+    } else {
+        ResultBuilder::new(cols.iter().map(|c| c.name_str().into_owned()).collect())
+    }
 }
 
 fn is_int_type(t: ColumnType) -> bool {
@@ -668,35 +692,54 @@ fn is_int_type(t: ColumnType) -> bool {
 }
 
 /// Push one cell: `v` is text bytes (text protocol) or a binary value.
-fn push_cell(b: &mut ResultBuilder, col: &Column, v: mysql::Value) {
+fn push_cell(b: &mut ResultBuilder, col: &Column, v: &mysql::Value) {
     let t = col.column_type();
-    let text: Vec<u8> = match v {
+    let owned: Vec<u8>;
+    let text: &[u8] = match v {
         mysql::Value::NULL => {
             b.push_null();
             return;
         }
         mysql::Value::Bytes(bytes) => bytes,
-        other => binary_text(col, other).into_bytes(),
+        // What the text path below makes of `i.to_string()`, without it.
+        mysql::Value::Int(i)
+            if is_int_type(t)
+                && t != ColumnType::MYSQL_TYPE_YEAR
+                && !col.flags().contains(ColumnFlags::ZEROFILL_FLAG) =>
+        {
+            b.push_int(*i);
+            return;
+        }
+        other => {
+            owned = binary_text(col, other.clone()).into_bytes();
+            &owned
+        }
     };
     match t {
         _ if is_int_type(t) => {
-            let s = String::from_utf8_lossy(&text);
-            match s.parse::<i64>() {
-                Ok(i) if i.to_string() == s => b.push_int(i),
-                _ => b.push_numeric(&s),
+            // An integer in its canonical form (no sign, zeros or spaces
+            // that its decimal text would not have); anything else is kept
+            // as exact text.
+            let canonical = std::str::from_utf8(text)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+                .filter(|&i| int_text(i, &mut [0; 20]) == text);
+            match canonical {
+                Some(i) => b.push_int(i),
+                None => b.push_numeric(&String::from_utf8_lossy(text)),
             }
         }
         ColumnType::MYSQL_TYPE_FLOAT | ColumnType::MYSQL_TYPE_DOUBLE => {
-            let s = String::from_utf8_lossy(&text);
+            let s = String::from_utf8_lossy(text);
             match s.parse::<f64>() {
                 Ok(d) => b.push_double(d, &s),
-                Err(_) => b.push_other(&text),
+                Err(_) => b.push_other(text),
             }
         }
         ColumnType::MYSQL_TYPE_DECIMAL | ColumnType::MYSQL_TYPE_NEWDECIMAL => {
-            b.push_numeric(&String::from_utf8_lossy(&text))
+            b.push_numeric(&String::from_utf8_lossy(text))
         }
-        ColumnType::MYSQL_TYPE_BIT | ColumnType::MYSQL_TYPE_GEOMETRY => b.push_blob(&text, None),
+        ColumnType::MYSQL_TYPE_BIT | ColumnType::MYSQL_TYPE_GEOMETRY => b.push_blob(text, None),
         ColumnType::MYSQL_TYPE_NULL => b.push_null(),
         ColumnType::MYSQL_TYPE_DATE
         | ColumnType::MYSQL_TYPE_NEWDATE
@@ -705,19 +748,19 @@ fn push_cell(b: &mut ResultBuilder, col: &Column, v: mysql::Value) {
         | ColumnType::MYSQL_TYPE_DATETIME
         | ColumnType::MYSQL_TYPE_DATETIME2
         | ColumnType::MYSQL_TYPE_TIMESTAMP
-        | ColumnType::MYSQL_TYPE_TIMESTAMP2 => b.push_other(&text),
-        ColumnType::MYSQL_TYPE_JSON => b.push_text(&text),
+        | ColumnType::MYSQL_TYPE_TIMESTAMP2 => b.push_other(text),
+        ColumnType::MYSQL_TYPE_JSON => b.push_text(text),
         _ => {
             let binary = col.character_set() == BINARY_CHARSET
                 && !col
                     .flags()
                     .intersects(ColumnFlags::ENUM_FLAG | ColumnFlags::SET_FLAG);
             if binary {
-                b.push_blob(&text, None)
-            } else if std::str::from_utf8(&text).is_ok() {
-                b.push_text(&text)
+                b.push_blob(text, None)
+            } else if std::str::from_utf8(text).is_ok() {
+                b.push_text(text)
             } else {
-                b.push_other(&text)
+                b.push_other(text)
             }
         }
     }

@@ -14,7 +14,7 @@ use postgres::types::{private::BytesMut, FromSql, IsNull, ToSql, Type};
 use postgres::{Client, Config, NoTls, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::backend::{Backend, Connection};
+use crate::backend::{contains_ignore_ascii_case, int_text, Backend, Connection};
 use crate::config::{scrub, ConnectOptions, ParsedUrl};
 use crate::error::{Error, Result};
 use crate::value::{ResultBuilder, ResultSet, Value};
@@ -398,8 +398,8 @@ impl SqlClass {
                 || (w1.eq_ignore_ascii_case("PREPARE") && w2.eq_ignore_ascii_case("TRANSACTION")),
             fail_unknown: is_any(w1, &["COMMIT", "END", "ABORT", "ROLLBACK"]) && !prepared && !to,
             settings: is_any(w1, &["SET", "RESET", "DISCARD"])
-                || contains_ignore_case(sql, "set_config")
-                || contains_ignore_case(sql, "timezone"),
+                || contains_ignore_ascii_case(sql, "set_config")
+                || contains_ignore_ascii_case(sql, "timezone"),
         }
     }
 }
@@ -407,13 +407,6 @@ impl SqlClass {
 /// Whether `word` is one of `keywords` (upper case), ignoring ASCII case.
 fn is_any(word: &str, keywords: &[&str]) -> bool {
     keywords.iter().any(|k| word.eq_ignore_ascii_case(k))
-}
-
-/// Whether `hay` contains `needle` (lower-case ASCII), ignoring ASCII case.
-fn contains_ignore_case(hay: &str, needle: &str) -> bool {
-    hay.as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// Up to this many parameters reach the driver from the stack.
@@ -434,25 +427,6 @@ fn with_params<R>(params: &[Value<'_>], f: impl FnOnce(&[&(dyn ToSql + Sync)]) -
         let refs: Vec<&(dyn ToSql + Sync)> = ps.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         f(&refs)
     }
-}
-
-/// The decimal text of `v`, written into `buf`.
-fn int_text(v: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    let mut n = v.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if v < 0 {
-        i -= 1;
-        buf[i] = b'-';
-    }
-    &buf[i..]
 }
 
 /// A parameter sent as libpq sends an untyped one: text format (blobs binary).
@@ -1067,13 +1041,6 @@ mod tests {
             ("/* unterminated", none),
         ] {
             assert_eq!(SqlClass::of(sql), want, "{sql:?}");
-        }
-    }
-
-    #[test]
-    fn integers_print_as_decimal_text() {
-        for v in [0, 7, -7, 10, i64::MAX, i64::MIN, 1_000_000] {
-            assert_eq!(int_text(v, &mut [0; 20]), v.to_string().as_bytes());
         }
     }
 }
