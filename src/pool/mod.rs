@@ -2,8 +2,11 @@
 //!
 //! One `parking_lot::Mutex<State>` guards a slot table, a LIFO idle list and
 //! a FIFO queue of waiters. No driver call that can do I/O (connect, ping,
-//! rollback, execute, close) ever runs under the lock: a connection is
-//! moved out of its slot while a call runs on it. `is_closed` and
+//! rollback, execute, close) ever runs under the lock. A statement runs on
+//! a connection left in its slot's [`ConnCell`], marked "in a call" under
+//! the lock; the call ends with one compare-and-swap on that cell, not a
+//! second lock round trip. A ping or a rollback moves the connection out of
+//! its slot while it runs. `is_closed` and
 //! `in_transaction` run under it only when the connection says they are
 //! plain memory reads (`checks_are_local`, SQLite), which makes a checkout
 //! and a release one lock round trip each.
@@ -22,9 +25,10 @@
 //!
 //! No FFI and no SQL driver code lives here.
 
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -153,10 +157,62 @@ enum SlotState {
     Returning,
 }
 
+/// `ConnCell::flags`: a call runs on the connection outside the lock.
+const IN_CALL: u8 = 1;
+/// `ConnCell::flags`: a call lost the link: evict on release.
+const LOST: u8 = 2;
+/// `ConnCell::flags`: revoked while in a call (`Slot::revoked` says why):
+/// the call's end takes the lock and closes the connection.
+const REVOKED: u8 = 4;
+
+/// A connection in its slot.
+///
+/// While `flags` has `IN_CALL`, only the thread that set it (under the
+/// pool's lock, in `with_conn`) touches `conn`, and it ends the call with
+/// one compare-and-swap on `flags`; otherwise only a holder of the pool's
+/// lock does. Kept in an `Arc` that is never cloned: the calling thread
+/// holds a plain pointer to the cell, and a slot table that grows moves the
+/// `Arc`, not the cell.
+struct ConnCell<C> {
+    flags: AtomicU8,
+    conn: UnsafeCell<C>,
+}
+
+// SAFETY: `conn` is reached by one thread at a time, as the type's doc says
+// (the flag's Release/Acquire and the pool's lock order those threads), and
+// `C: Send` lets it move between them; `flags` is atomic.
+unsafe impl<C: Send> Sync for ConnCell<C> {}
+
+impl<C> ConnCell<C> {
+    fn new(conn: C) -> Arc<ConnCell<C>> {
+        Arc::new(ConnCell {
+            flags: AtomicU8::new(0),
+            conn: UnsafeCell::new(conn),
+        })
+    }
+
+    fn in_call(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & IN_CALL != 0
+    }
+
+    fn lost(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & LOST != 0
+    }
+
+    /// The connection of a cell out of its slot (so no call can reach it).
+    fn owned_mut(cell: &mut Arc<ConnCell<C>>) -> Option<&mut C> {
+        Arc::get_mut(cell).map(|c| c.conn.get_mut())
+    }
+
+    fn into_inner(cell: Arc<ConnCell<C>>) -> Option<C> {
+        Arc::into_inner(cell).map(|c| c.conn.into_inner())
+    }
+}
+
 struct Slot<C> {
     state: SlotState,
     gen: u32,
-    conn: Option<Box<C>>,
+    conn: Option<Arc<ConnCell<C>>>,
     /// Serial number for logs ("connection 7").
     serial: u64,
     opened_at: u64,
@@ -165,11 +221,7 @@ struct Slot<C> {
     returned_at: u64,
     checked_out_at: u64,
     holder: Option<Thread>,
-    /// A call is in flight on the connection (it is out of the slot).
-    busy: bool,
     leak_reported: bool,
-    /// An earlier call lost the link: evict on release.
-    broken: bool,
     /// Close when it comes back (close_all).
     close_on_return: Option<Reason>,
     /// Revoked while a call was in flight: the id is dead, close when the
@@ -189,12 +241,47 @@ impl<C> Slot<C> {
             returned_at: 0,
             checked_out_at: 0,
             holder: None,
-            busy: false,
             leak_reported: false,
-            broken: false,
             close_on_return: None,
             revoked: None,
         }
+    }
+
+    /// The connection, for a holder of the pool's lock (`&mut self` comes
+    /// from its guard); `None` when the slot has none or a call is in flight
+    /// on it.
+    fn conn_mut(&mut self) -> Option<&mut C> {
+        let cell = self.conn.as_deref()?;
+        if cell.in_call() {
+            return None;
+        }
+        // SAFETY: IN_CALL is clear, and only a holder of the lock sets it,
+        // so no call starts meanwhile; a call that ended cleared it with
+        // Release, seen by `in_call`'s Acquire. Nothing else reaches `conn`.
+        Some(unsafe { &mut *cell.conn.get() })
+    }
+
+    /// A call is in flight on the connection.
+    fn in_call(&self) -> bool {
+        self.conn.as_deref().is_some_and(ConnCell::in_call)
+    }
+
+    /// A call on the connection lost the link.
+    fn lost(&self) -> bool {
+        self.conn.as_deref().is_some_and(ConnCell::lost)
+    }
+
+    /// Revoke the call in flight, if one is: its end closes the connection
+    /// (`revoked` must say why). False when no call is in flight.
+    fn revoke_call(&mut self) -> bool {
+        let Some(cell) = self.conn.as_deref() else {
+            return false;
+        };
+        cell.flags
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
+                (f & IN_CALL != 0).then_some(f | REVOKED)
+            })
+            .is_ok()
     }
 }
 
@@ -363,7 +450,9 @@ impl<B: Backend> Drop for Shared<B> {
         for slot in st.slots.iter_mut() {
             if let Some(c) = slot.conn.take() {
                 if st.fork_gen == fork::generation() {
-                    c.close();
+                    if let Some(c) = ConnCell::into_inner(c) {
+                        c.close();
+                    }
                 } else {
                     std::mem::forget(c);
                 }
@@ -690,13 +779,11 @@ impl<C> State<C> {
         let serial = self.next_serial;
         self.next_serial += 1;
         let s = &mut self.slots[idx];
-        s.conn = Some(Box::new(conn));
+        s.conn = Some(ConnCell::new(conn));
         s.serial = serial;
         s.opened_at = now;
         s.expires_at = expires_at;
         s.returned_at = now;
-        s.busy = false;
-        s.broken = false;
         s.close_on_return = None;
         s.revoked = None;
         s.leak_reported = false;
@@ -728,9 +815,11 @@ impl<C> State<C> {
         } else {
             None
         };
-        s.busy = false;
+        if let Some(c) = &s.conn {
+            // Not in a call (idle or just opened): a fresh start.
+            c.flags.store(0, Ordering::Relaxed);
+        }
         s.leak_reported = false;
-        s.broken = false;
         s.revoked = None;
         self.counters.checkouts += 1;
         ConnId::new(tag, idx, s.gen)
@@ -738,15 +827,23 @@ impl<C> State<C> {
 
     /// Take the connection out and free the slot; counted under `reason`.
     /// The caller closes it outside the lock.
-    fn remove(&mut self, idx: usize, reason: Reason) -> (Option<Box<C>>, u64) {
+    fn remove(&mut self, idx: usize, reason: Reason) -> (Option<C>, u64) {
         let s = &mut self.slots[idx];
-        let conn = s.conn.take();
+        let conn = match s.conn.take() {
+            // Never removed in a call (callers check); if it were, the
+            // calling thread still points at the cell: leak it, never free.
+            Some(c) if c.in_call() => {
+                debug_assert!(false, "removed a connection in a call");
+                std::mem::forget(c);
+                None
+            }
+            c => c.and_then(ConnCell::into_inner),
+        };
         let serial = s.serial;
         let was_free = s.state == SlotState::Free;
         s.state = SlotState::Free;
         s.gen = Self::next_gen(s.gen);
         s.holder = None;
-        s.busy = false;
         s.close_on_return = None;
         s.revoked = None;
         if !was_free {
@@ -806,7 +903,7 @@ impl<C> State<C> {
                     && s.gen == id.generation()
                     && s.revoked.is_none() =>
             {
-                if s.busy {
+                if s.in_call() {
                     Err(Error::busy())
                 } else {
                     Ok(idx)
@@ -862,8 +959,6 @@ impl<B: Backend> Shared<B> {
             s.state = SlotState::Free;
             s.gen = State::<B::Conn>::next_gen(s.gen);
             s.holder = None;
-            s.busy = false;
-            s.broken = false;
             s.close_on_return = None;
             s.revoked = None;
             st.free_slots.push(i as u32);
@@ -887,9 +982,9 @@ impl<B: Backend> Shared<B> {
         });
     }
 
-    fn close_conn(&self, conn: Option<Box<B::Conn>>, serial: u64, reason: Reason) {
+    fn close_conn(&self, conn: Option<B::Conn>, serial: u64, reason: Reason) {
         if let Some(c) = conn {
-            let _ = catch_unwind(AssertUnwindSafe(move || (*c).close()));
+            let _ = catch_unwind(AssertUnwindSafe(move || c.close()));
             plog!(
                 self.log,
                 Level::Debug,
@@ -911,7 +1006,7 @@ impl<B: Backend> Shared<B> {
     /// was lost during a call).
     fn is_broken(&self, id: ConnId) -> bool {
         let st = self.lock();
-        matches!(st.lookup(id, self.tag), Ok(idx) if st.slots[idx].broken)
+        matches!(st.lookup(id, self.tag), Ok(idx) if st.slots[idx].lost())
     }
 
     fn connect(&self) -> Result<ConnId> {
@@ -966,14 +1061,16 @@ impl<B: Backend> Shared<B> {
                         let s = &mut g.slots[idx];
                         let idle_for = now.saturating_sub(s.returned_at);
                         let need_ping = self.check_idle_ns == 0 || idle_for > self.check_idle_ns;
-                        let local = !need_ping
-                            && s.conn.as_deref().is_some_and(Connection::checks_are_local);
-                        if local {
-                            // A hot connection whose check reads only memory:
-                            // check it under the lock, sparing a lock round trip.
-                            let alive = s.conn.as_deref_mut().is_some_and(|c| {
+                        // A hot connection whose check reads only memory:
+                        // check it under the lock, sparing a lock round trip.
+                        let local_check = if need_ping {
+                            None
+                        } else {
+                            s.conn_mut().filter(|c| c.checks_are_local()).map(|c| {
                                 catch_unwind(AssertUnwindSafe(|| !c.is_closed())).unwrap_or(false)
-                            });
+                            })
+                        };
+                        if let Some(alive) = local_check {
                             if alive {
                                 return Ok(g.checkout(idx, self.tag, now, self.track_holder));
                             }
@@ -993,6 +1090,9 @@ impl<B: Backend> Shared<B> {
                             continue;
                         };
                         let alive = MutexGuard::unlocked(&mut g, || {
+                            let Some(conn) = ConnCell::owned_mut(&mut conn) else {
+                                return false;
+                            };
                             catch_unwind(AssertUnwindSafe(|| {
                                 !conn.is_closed() && (!need_ping || conn.ping().is_ok())
                             }))
@@ -1145,7 +1245,7 @@ impl<B: Backend> Shared<B> {
         let idx = g.lookup(id, self.tag)?;
         let now = now_ns();
         let s = &mut g.slots[idx];
-        let reason = if s.broken {
+        let reason = if s.lost() {
             Some(Reason::Dead)
         } else if let Some(r) = s.close_on_return {
             Some(r)
@@ -1173,7 +1273,7 @@ impl<B: Backend> Shared<B> {
         s.holder = None;
         // Asked once: a backend may answer from state the question resets.
         let mut in_tx_known = false;
-        if let Some(c) = s.conn.as_deref_mut().filter(|c| c.checks_are_local()) {
+        if let Some(c) = s.conn_mut().filter(|c| c.checks_are_local()) {
             match catch_unwind(AssertUnwindSafe(|| c.in_transaction())) {
                 Ok(false) => {
                     // Nothing to roll back: back to the idle list under this
@@ -1205,6 +1305,9 @@ impl<B: Backend> Shared<B> {
             return Ok(());
         };
         let ok = MutexGuard::unlocked(&mut g, || {
+            let Some(conn) = ConnCell::owned_mut(&mut conn) else {
+                return false;
+            };
             catch_unwind(AssertUnwindSafe(|| {
                 !(in_tx_known || conn.in_transaction()) || conn.rollback().is_ok()
             }))
@@ -1280,7 +1383,7 @@ impl<B: Backend> Shared<B> {
                 continue;
             }
             n += 1;
-            if s.busy {
+            if s.revoke_call() {
                 s.revoked = Some(Reason::Reclaimed);
             } else {
                 out.push(g.remove(idx, Reason::Reclaimed));
@@ -1329,10 +1432,10 @@ impl<B: Backend> Shared<B> {
             if s.state != SlotState::InUse {
                 continue;
             }
-            if s.busy {
-                if s.revoked.is_none() {
-                    s.revoked = Some(Reason::Cleared);
-                }
+            if s.revoked.is_some() && s.in_call() {
+                // Already revoked (close_stale): its call's end closes it.
+            } else if s.revoke_call() {
+                s.revoked = Some(Reason::Cleared);
             } else {
                 out.push(g.remove(idx, Reason::Cleared));
             }
@@ -1347,45 +1450,61 @@ impl<B: Backend> Shared<B> {
     }
 
     fn with_conn<R>(&self, id: ConnId, f: impl FnOnce(&mut B::Conn) -> Result<R>) -> Result<R> {
-        let mut g = self.lock();
+        let g = self.lock();
         let idx = g.lookup(id, self.tag)?;
-        let s = &mut g.slots[idx];
-        let Some(mut conn) = s.conn.take() else {
+        let Some(cell) = g.slots[idx].conn.as_deref() else {
             return Err(Error::invalid_handle());
         };
-        s.busy = true;
+        // No call is in flight (`lookup`) and we hold the lock: this call
+        // takes the connection. A lost link from an earlier call is kept.
+        let before = cell.flags.load(Ordering::Relaxed) | IN_CALL;
+        cell.flags.store(before, Ordering::Relaxed);
+        let cell: *const ConnCell<B::Conn> = cell;
         drop(g);
-        let r = catch_unwind(AssertUnwindSafe(|| f(&mut conn)));
-        let mut g = self.lock();
-        let s = &mut g.slots[idx];
-        if s.state != SlotState::InUse || s.gen != id.generation() || !s.busy {
-            // A fork happened while the call ran (in this child): the slot is
-            // no longer ours; forget the connection.
-            std::mem::forget(conn);
-            drop(g);
-            return match r {
-                Ok(r) => r,
-                Err(p) => resume_unwind(p),
-            };
-        }
-        s.conn = Some(conn);
-        s.busy = false;
-        match &r {
-            Ok(Err(e)) if e.is_connection_lost() => s.broken = true,
-            Err(_) => s.broken = true,
-            _ => {}
-        }
-        if let Some(reason) = s.revoked {
-            let (c, serial) = g.remove(idx, reason);
-            g.dispatch(self.options.max_connections);
-            drop(g);
-            self.close_conn(c, serial, reason);
-        } else {
-            drop(g);
+        // SAFETY: the cell stays allocated until IN_CALL is cleared: a
+        // lock holder takes a slot's connection out only when no call is in
+        // flight on it (`lookup`, `in_call`, `revoke_call`; `remove` leaks
+        // one in a call rather than free it), a fork child forgets it, and
+        // the pool cannot be dropped while `&self` is borrowed. While
+        // IN_CALL is set, this thread alone reaches `conn` (see `ConnCell`).
+        let cell = unsafe { &*cell };
+        let r = catch_unwind(AssertUnwindSafe(|| f(unsafe { &mut *cell.conn.get() })));
+        let lost = match &r {
+            Ok(Err(e)) => e.is_connection_lost(),
+            Ok(Ok(_)) => false,
+            Err(_) => true,
+        };
+        let after = (before & !IN_CALL) | if lost { LOST } else { 0 };
+        if cell
+            .flags
+            .compare_exchange(before, after, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            // Revoked during the call (close_stale, shutdown).
+            self.end_revoked_call(idx, id, cell, after);
         }
         match r {
             Ok(r) => r,
             Err(p) => resume_unwind(p),
+        }
+    }
+
+    /// The end of a call revoked while it ran: the connection is closed
+    /// now (`Slot::revoked` says why).
+    #[cold]
+    fn end_revoked_call(&self, idx: usize, id: ConnId, cell: &ConnCell<B::Conn>, after: u8) {
+        let mut g = self.lock();
+        cell.flags.store(after, Ordering::Release);
+        let s = &g.slots[idx];
+        let ours = s.state == SlotState::InUse
+            && s.gen == id.generation()
+            && s.conn.as_deref().is_some_and(|c| std::ptr::eq(c, cell));
+        // Not ours: a fork child forgot the parent's connection meanwhile.
+        if let (true, Some(reason)) = (ours, s.revoked) {
+            let (c, serial) = g.remove(idx, reason);
+            g.dispatch(self.options.max_connections);
+            drop(g);
+            self.close_conn(c, serial, reason);
         }
     }
 
