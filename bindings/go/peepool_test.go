@@ -745,10 +745,22 @@ func TestSetLogger(t *testing.T) {
 	if n < 3 || badLevel != 0 || !strings.Contains(got, "debug: ") {
 		t.Fatalf("want >= 3 debug lines with valid levels, got %d (bad levels %d):\n%s", n, badLevel, got)
 	}
+	// A call already in flight (the maintenance thread's) may still land
+	// while SetLogger runs; none may start once it has returned.
 	if err := p.SetLogger(nil); err != nil {
 		t.Fatal(err)
 	}
+	mu.Lock()
+	n = len(lines)
+	mu.Unlock()
 	c, err := p.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err = p.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,9 @@ impl CLogger {
 /// The callback may be called from any thread, the pool's maintenance
 /// thread included, possibly from several threads at once, until
 /// `pool_set_logger` replaces it or `pool_free` returns. It must not call
-/// back into this pool. `user_data` must stay valid that long.
+/// back into this pool. `user_data` must stay valid that long: both return
+/// only once no call of the old callback is in flight, so the old
+/// `user_data` may be freed as soon as they return.
 ///
 /// Returns `POOL_OK`; `POOL_ERR_INVALID_ARGUMENT` (NULL `pool`).
 /// Thread safety: any thread.

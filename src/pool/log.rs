@@ -63,6 +63,8 @@ impl Log {
         }
     }
 
+    /// Replace the logger. Returns once no call of the old one is in
+    /// flight: a C caller may free the old callback's `user_data` then.
     pub(crate) fn set_logger(&self, logger: Option<Logger>) {
         let max = if logger.is_some() {
             Level::Debug as u8
@@ -79,9 +81,12 @@ impl Log {
     }
 
     /// Write a message; call only after `enabled`, never under the pool's lock.
+    /// The logger's read lock is held during the call, so that `set_logger`
+    /// waits for calls in flight instead of returning while the old logger
+    /// still runs.
     pub(crate) fn write(&self, level: Level, args: fmt::Arguments<'_>) {
-        let logger = self.logger.read().clone();
-        match logger {
+        let logger = self.logger.read();
+        match logger.as_ref() {
             Some(f) => {
                 let msg = args.to_string();
                 // A panicking user callback must not take the pool down.
@@ -106,3 +111,39 @@ macro_rules! plog {
     }};
 }
 pub(crate) use plog;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A logger removed while one of its calls runs is not called after the
+    /// removal returns: `set_logger` waits for the call to end.
+    #[test]
+    fn set_logger_waits_for_calls_in_flight() {
+        let log = Arc::new(Log::from_env());
+        let finished = Arc::new(AtomicBool::new(false));
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let done = Arc::clone(&finished);
+        let entered = std::sync::Mutex::new(entered_tx);
+        log.set_logger(Some(Arc::new(move |_, _| {
+            let _ = entered.lock().map(|tx| tx.send(()));
+            // Long enough for `set_logger(None)` below to be called.
+            std::thread::sleep(Duration::from_millis(100));
+            done.store(true, Ordering::SeqCst);
+        })));
+        let writer = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || log.write(Level::Debug, format_args!("in flight")))
+        };
+        entered_rx.recv().unwrap();
+        log.set_logger(None);
+        assert!(
+            finished.load(Ordering::SeqCst),
+            "set_logger returned while the old logger was still running"
+        );
+        writer.join().unwrap();
+    }
+}
