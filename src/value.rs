@@ -216,27 +216,12 @@ impl ResultBuilder {
     /// An integer; its text form is the decimal number.
     pub fn push_int(&mut self, v: i64) {
         // Formatted on the stack: no String per cell.
-        let mut buf = [0u8; 20];
-        let mut i = buf.len();
-        let mut n = v.unsigned_abs();
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        let mut text = [0u8; 21];
-        let mut len = 0;
-        if v < 0 {
-            text[0] = b'-';
-            len = 1;
-        }
-        let digits = &buf[i..];
-        text[len..len + digits.len()].copy_from_slice(digits);
-        len += digits.len();
-        self.push(Kind::Int, v as u64, &text[..len], None);
+        self.push(
+            Kind::Int,
+            v as u64,
+            crate::backend::int_text(v, &mut [0; 20]),
+            None,
+        );
     }
 
     /// A floating value with the text form the database's client prints.
