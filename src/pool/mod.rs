@@ -1045,15 +1045,7 @@ impl<B: Backend> Shared<B> {
                         return Err(Error::closed());
                     }
                     if now >= g.slots[idx].expires_at {
-                        let (c, serial) = g.remove(idx, Reason::Stale);
-                        MutexGuard::unlocked(&mut g, || {
-                            plog!(
-                                self.log,
-                                Level::Debug,
-                                "Connection {serial} was stale, closing."
-                            );
-                            self.close_conn(c, serial, Reason::Stale);
-                        });
+                        self.evict_at_checkout(&mut g, idx, Reason::Stale);
                         next = Next::Search;
                         continue;
                     }
@@ -1074,18 +1066,12 @@ impl<B: Backend> Shared<B> {
                             if alive {
                                 return Ok(g.checkout(idx, self.tag, now, self.track_holder));
                             }
-                            let (c, serial) = g.remove(idx, Reason::Dead);
-                            MutexGuard::unlocked(&mut g, || {
-                                plog!(self.log, Level::Debug, "Connection {serial} was closed.");
-                                self.close_conn(c, serial, Reason::Dead);
-                            });
+                            self.evict_at_checkout(&mut g, idx, Reason::Dead);
                             next = Next::Search;
                             continue;
                         }
                         let Some(mut conn) = s.conn.take() else {
-                            let (c, serial) = g.remove(idx, Reason::Dead);
-                            drop(c);
-                            let _ = serial;
+                            let _ = g.remove(idx, Reason::Dead);
                             next = Next::Search;
                             continue;
                         };
@@ -1103,11 +1089,7 @@ impl<B: Backend> Shared<B> {
                             continue; // Check again: closes it and returns CLOSED.
                         }
                         if !alive {
-                            let (c, serial) = g.remove(idx, Reason::Dead);
-                            MutexGuard::unlocked(&mut g, || {
-                                plog!(self.log, Level::Debug, "Connection {serial} was closed.");
-                                self.close_conn(c, serial, Reason::Dead);
-                            });
+                            self.evict_at_checkout(&mut g, idx, Reason::Dead);
                             next = Next::Search;
                             continue;
                         }
@@ -1161,6 +1143,24 @@ impl<B: Backend> Shared<B> {
                 }
             }
         }
+    }
+
+    /// A connection found stale or dead at checkout: removed, then logged
+    /// and closed outside the lock.
+    fn evict_at_checkout(&self, g: &mut Guard<'_, B::Conn>, idx: usize, reason: Reason) {
+        let (c, serial) = g.remove(idx, reason);
+        MutexGuard::unlocked(g, || {
+            if reason == Reason::Stale {
+                plog!(
+                    self.log,
+                    Level::Debug,
+                    "Connection {serial} was stale, closing."
+                );
+            } else {
+                plog!(self.log, Level::Debug, "Connection {serial} was closed.");
+            }
+            self.close_conn(c, serial, reason);
+        });
     }
 
     /// The pool is full: fail at once or queue up, as `timeout` says.
