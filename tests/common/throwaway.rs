@@ -200,7 +200,8 @@ impl ThrowawayPg {
     }
 
     /// Sends `signal` to the postmaster and every process it started (its
-    /// backends answer the sessions, so all must stop to freeze the server).
+    /// backends answer the sessions, so all must stop to freeze the server);
+    /// after SIGSTOP, returns once all are stopped.
     pub fn signal_all(&self, signal: i32) {
         let pid_file = self.dir.join("data/postmaster.pid");
         let text = std::fs::read_to_string(&pid_file).expect("postmaster.pid");
@@ -234,10 +235,42 @@ impl ThrowawayPg {
                 }
             }
         }
-        for pid in pids {
+        for &pid in &pids {
             // SAFETY: kill(2) on the throw-away cluster's own processes.
             unsafe { libc::kill(pid, signal) };
         }
+        if signal == libc::SIGSTOP {
+            for pid in pids {
+                wait_stopped(pid);
+            }
+        }
+    }
+}
+
+/// Returns once every thread of process `pid` is stopped (or gone).
+/// `kill(SIGSTOP)` returns before that: one thread is woken to start the
+/// group stop, and on a loaded machine another thread of the process may
+/// still answer a request meanwhile (seen: a frozen mariadbd that answered
+/// a ping).
+fn wait_stopped(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return;
+        };
+        let running = tasks.flatten().any(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ...: comm may hold spaces, so read after ')'.
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            !matches!(state, None | Some("T" | "t" | "Z" | "X"))
+        });
+        if !running {
+            return;
+        }
+        assert!(Instant::now() < deadline, "process {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -370,11 +403,15 @@ impl ThrowawayMariadb {
         child.wait().expect("wait for mariadbd");
     }
 
-    /// Sends `signal` to the server (SIGSTOP freezes it, SIGCONT thaws it).
+    /// Sends `signal` to the server (SIGSTOP freezes it, SIGCONT thaws it);
+    /// after SIGSTOP, returns once every thread of it is stopped.
     pub fn signal(&self, signal: i32) {
         let child = self.child.as_ref().expect("running");
         // SAFETY: kill(2) on our own child, not yet reaped.
         unsafe { libc::kill(child.id() as i32, signal) };
+        if signal == libc::SIGSTOP {
+            wait_stopped(child.id() as i32);
+        }
     }
 
     /// `mysql://user[:password]@127.0.0.1:port/db`.
