@@ -32,6 +32,8 @@ struct Ctl {
     gate_entered: AtomicBool,
     /// Lets a "gate" statement finish.
     gate_open: AtomicBool,
+    /// Connections say their checks read only memory (as SQLite's do).
+    local_checks: AtomicBool,
 }
 
 impl Ctl {
@@ -90,6 +92,9 @@ impl Connection for FakeConn {
     }
     fn in_transaction(&mut self) -> bool {
         self.in_tx || self.ctl.in_tx.load(SeqCst)
+    }
+    fn checks_are_local(&self) -> bool {
+        self.ctl.local_checks.load(SeqCst)
     }
     /// Returns the connection's number; "gate" waits until the test opens
     /// the gate, "lost" loses the link, "fail" is an ordinary error.
@@ -434,6 +439,43 @@ fn check_idle_avoids_ping_for_hot_connection() {
         (ctl.pings.load(SeqCst), ctl.is_closed_calls.load(SeqCst)),
         (0, 0)
     );
+}
+
+/// `connect_hot` takes the idle connection only when its check needs no
+/// I/O, and otherwise leaves everything to `connect`: nothing opened,
+/// probed, evicted or counted. (Its lifetime check is `connect`'s own.)
+#[test]
+fn connect_hot_takes_only_what_needs_no_io() {
+    let (p, ctl) = pool_with(PoolOptions {
+        check_idle: Duration::from_secs(60),
+        ..opts(2)
+    });
+    assert_eq!(p.connect_hot(), None, "nothing idle: connect would open");
+    assert_eq!(ctl.connects.load(SeqCst), 0);
+    let a = p.connect().unwrap();
+    p.release(a).unwrap();
+    assert_eq!(p.connect_hot(), None, "a check that is not local needs I/O");
+    ctl.local_checks.store(true, SeqCst);
+    let b = p.connect_hot().expect("hot and local: taken");
+    assert_ne!(a, b, "a fresh id");
+    assert_eq!(conn_no(&p, b), 1);
+    assert_eq!(p.connect_hot(), None, "the only one is out");
+    p.release(b).unwrap();
+    ctl.all_dead.store(true, SeqCst);
+    assert_eq!(p.connect_hot(), None, "dead: connect evicts it");
+    let s = p.stats();
+    assert_eq!(
+        (s.checkouts, s.idle, s.closed_total, s.opened_total),
+        (2, 1, 0, 1),
+        "{s:?}"
+    );
+    let c = p.connect().unwrap();
+    assert_eq!(conn_no(&p, c), 2, "connect evicted the dead one");
+    assert_eq!(p.stats().closed_dead, 1);
+    ctl.all_dead.store(false, SeqCst);
+    p.release(c).unwrap();
+    p.shutdown();
+    assert_eq!(p.connect_hot(), None, "closed");
 }
 
 #[test]

@@ -39,8 +39,7 @@ pub extern "C" fn pool_execute(
         let sql = arg_str(sql, "sql")?;
         let mut values = Params::new();
         params_to_values(params, nparams, &mut values)?;
-        let pool = registry::pool_of(conn.into())?;
-        let n = pool.execute(conn.into(), sql, &values)?;
+        let n = registry::with_pool(conn.into(), |pool| pool.execute(conn.into(), sql, &values))?;
         crate::ffi::null_out(affected, n);
         Ok(())
     })
@@ -71,8 +70,7 @@ pub extern "C" fn pool_query(
         let mut values = Params::new();
         params_to_values(params, nparams, &mut values)?;
         let out = arg_out(out, "out")?;
-        let pool = registry::pool_of(conn.into())?;
-        let result = pool.query(conn.into(), sql, &values)?;
+        let result = registry::with_pool(conn.into(), |pool| pool.query(conn.into(), sql, &values))?;
         *out = pool_result_t::into_raw(result.into_box());
         Ok(())
     })
@@ -88,7 +86,7 @@ pub extern "C" fn pool_query(
 #[no_mangle]
 pub extern "C" fn pool_begin(conn: pool_conn_t) -> pool_status_t {
     ffi_boundary!(; {
-        registry::pool_of(conn.into())?.begin(conn.into())
+        registry::with_pool(conn.into(), |pool| pool.begin(conn.into()))
     })
 }
 
@@ -101,7 +99,7 @@ pub extern "C" fn pool_begin(conn: pool_conn_t) -> pool_status_t {
 #[no_mangle]
 pub extern "C" fn pool_commit(conn: pool_conn_t) -> pool_status_t {
     ffi_boundary!(; {
-        registry::pool_of(conn.into())?.commit(conn.into())
+        registry::with_pool(conn.into(), |pool| pool.commit(conn.into()))
     })
 }
 
@@ -114,6 +112,6 @@ pub extern "C" fn pool_commit(conn: pool_conn_t) -> pool_status_t {
 #[no_mangle]
 pub extern "C" fn pool_rollback(conn: pool_conn_t) -> pool_status_t {
     ffi_boundary!(; {
-        registry::pool_of(conn.into())?.rollback(conn.into())
+        registry::with_pool(conn.into(), |pool| pool.rollback(conn.into()))
     })
 }

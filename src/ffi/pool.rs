@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::AnyBackend;
-use crate::config::{ParsedUrl, WaitTimeout};
+use crate::config::ParsedUrl;
 use crate::error::{pool_status_t, Error};
 use crate::ffi::{arg_out, arg_str, ffi_boundary, registry, ArcHandle};
 use crate::pool::{ConnId, Pool};
@@ -133,13 +133,12 @@ pub extern "C" fn pool_connect(pool: *mut pool_t, out: *mut pool_conn_t) -> pool
     ffi_boundary!(out out = pool_conn_t { id: 0 }; {
         let borrowed = pool_t::borrow(pool, "pool")?;
         let out = arg_out(out, "out")?;
-        *out = if borrowed.options().timeout == WaitTimeout::Immediate {
-            borrowed.connect()?
-        } else {
-            // It may wait: hold a reference, so that `pool_free` on another
-            // thread wakes this waiter with POOL_ERR_CLOSED instead of
-            // freeing the pool under it.
-            pool_t::acquire(pool, "pool")?.connect()?
+        *out = match borrowed.connect_hot() {
+            Some(id) => id,
+            // It may open, probe or wait: hold a reference, so that
+            // `pool_free` on another thread wakes it with POOL_ERR_CLOSED
+            // instead of freeing the pool under it.
+            None => pool_t::acquire(pool, "pool")?.connect()?,
         }
         .into();
         Ok(())

@@ -368,6 +368,20 @@ struct State<C> {
     last_connect_error: Option<String>,
 }
 
+/// What a checkout's check under the lock says (`check_in_memory`).
+enum Verdict {
+    Alive,
+    /// Past its lifetime.
+    Stale,
+    /// Its in-memory check failed.
+    Dead,
+    /// Only a check outside the lock can tell: with a ping when it has
+    /// been idle longer than `check_idle`.
+    NeedsIo {
+        need_ping: bool,
+    },
+}
+
 /// What `connect` does next.
 enum Next {
     Search,
@@ -560,6 +574,15 @@ impl<B: Backend> Pool<B> {
     /// served once a waiter has waited `HANDOFF_AFTER`; direct handoff).
     pub fn connect(&self) -> Result<ConnId> {
         self.shared().connect()
+    }
+
+    /// `connect`'s common case alone: the most recently returned idle
+    /// connection, checked out when checking it reads only memory (SQLite;
+    /// a connection used within `check_idle` on a server backend). `None`
+    /// when `connect` would open a connection, probe one, evict one or
+    /// wait; or when the pool is closed.
+    pub fn connect_hot(&self) -> Option<ConnId> {
+        self.shared().connect_hot()
     }
 
     /// Give a connection back (rolled back if in a transaction).
@@ -1044,55 +1067,44 @@ impl<B: Backend> Shared<B> {
                         self.close_conn(c, serial, Reason::Cleared);
                         return Err(Error::closed());
                     }
-                    if now >= g.slots[idx].expires_at {
-                        self.evict_at_checkout(&mut g, idx, Reason::Stale);
+                    let need_ping = match self.check_in_memory(&mut g.slots[idx], now) {
+                        Verdict::Alive => {
+                            return Ok(g.checkout(idx, self.tag, now, self.track_holder))
+                        }
+                        Verdict::Stale => {
+                            self.evict_at_checkout(&mut g, idx, Reason::Stale);
+                            next = Next::Search;
+                            continue;
+                        }
+                        Verdict::Dead => {
+                            self.evict_at_checkout(&mut g, idx, Reason::Dead);
+                            next = Next::Search;
+                            continue;
+                        }
+                        Verdict::NeedsIo { need_ping } => need_ping,
+                    };
+                    let Some(mut conn) = g.slots[idx].conn.take() else {
+                        let _ = g.remove(idx, Reason::Dead);
                         next = Next::Search;
                         continue;
+                    };
+                    let alive = MutexGuard::unlocked(&mut g, || {
+                        let Some(conn) = ConnCell::owned_mut(&mut conn) else {
+                            return false;
+                        };
+                        catch_unwind(AssertUnwindSafe(|| {
+                            !conn.is_closed() && (!need_ping || conn.ping().is_ok())
+                        }))
+                        .unwrap_or(false)
+                    });
+                    g.slots[idx].conn = Some(conn);
+                    if g.closed {
+                        continue; // Check again: closes it and returns CLOSED.
                     }
-                    if self.options.check_on_checkout {
-                        let s = &mut g.slots[idx];
-                        let idle_for = now.saturating_sub(s.returned_at);
-                        let need_ping = self.check_idle_ns == 0 || idle_for > self.check_idle_ns;
-                        // A hot connection whose check reads only memory:
-                        // check it under the lock, sparing a lock round trip.
-                        let local_check = if need_ping {
-                            None
-                        } else {
-                            s.conn_mut().filter(|c| c.checks_are_local()).map(|c| {
-                                catch_unwind(AssertUnwindSafe(|| !c.is_closed())).unwrap_or(false)
-                            })
-                        };
-                        if let Some(alive) = local_check {
-                            if alive {
-                                return Ok(g.checkout(idx, self.tag, now, self.track_holder));
-                            }
-                            self.evict_at_checkout(&mut g, idx, Reason::Dead);
-                            next = Next::Search;
-                            continue;
-                        }
-                        let Some(mut conn) = s.conn.take() else {
-                            let _ = g.remove(idx, Reason::Dead);
-                            next = Next::Search;
-                            continue;
-                        };
-                        let alive = MutexGuard::unlocked(&mut g, || {
-                            let Some(conn) = ConnCell::owned_mut(&mut conn) else {
-                                return false;
-                            };
-                            catch_unwind(AssertUnwindSafe(|| {
-                                !conn.is_closed() && (!need_ping || conn.ping().is_ok())
-                            }))
-                            .unwrap_or(false)
-                        });
-                        g.slots[idx].conn = Some(conn);
-                        if g.closed {
-                            continue; // Check again: closes it and returns CLOSED.
-                        }
-                        if !alive {
-                            self.evict_at_checkout(&mut g, idx, Reason::Dead);
-                            next = Next::Search;
-                            continue;
-                        }
+                    if !alive {
+                        self.evict_at_checkout(&mut g, idx, Reason::Dead);
+                        next = Next::Search;
+                        continue;
                     }
                     return Ok(g.checkout(idx, self.tag, now, self.track_holder));
                 }
@@ -1142,6 +1154,50 @@ impl<B: Backend> Shared<B> {
                     }
                 }
             }
+        }
+    }
+
+    /// The checkout's verdict on a connection taken off the idle list, as
+    /// far as it can be reached under the lock: its lifetime, and its
+    /// liveness when the check reads only memory (a hot connection whose
+    /// backend says `checks_are_local`).
+    #[inline]
+    fn check_in_memory(&self, s: &mut Slot<B::Conn>, now: u64) -> Verdict {
+        if now >= s.expires_at {
+            return Verdict::Stale;
+        }
+        if !self.options.check_on_checkout {
+            return Verdict::Alive;
+        }
+        let idle_for = now.saturating_sub(s.returned_at);
+        if self.check_idle_ns == 0 || idle_for > self.check_idle_ns {
+            return Verdict::NeedsIo { need_ping: true };
+        }
+        match s.conn_mut().filter(|c| c.checks_are_local()) {
+            Some(c) => match catch_unwind(AssertUnwindSafe(|| c.is_closed())) {
+                Ok(false) => Verdict::Alive,
+                _ => Verdict::Dead,
+            },
+            None => Verdict::NeedsIo { need_ping: false },
+        }
+    }
+
+    /// `connect`'s common case alone: the most recently returned idle
+    /// connection, when checking it takes no I/O. `None` when `connect`
+    /// would open, probe, evict or wait (or the pool is closed).
+    fn connect_hot(&self) -> Option<ConnId> {
+        let mut g = self.lock();
+        if g.closed {
+            return None;
+        }
+        let idx = *g.idle.last()? as usize;
+        let now = now_ns();
+        match self.check_in_memory(&mut g.slots[idx], now) {
+            Verdict::Alive => {
+                g.idle.pop();
+                Some(g.checkout(idx, self.tag, now, self.track_holder))
+            }
+            _ => None,
         }
     }
 
