@@ -2,9 +2,9 @@
 //! (`pool_execute`, `pool_query`, ...) can find its pool from the tag in the
 //! connection id. Holds weak references: the registry never keeps a pool
 //! alive (a thread's one-entry cache keeps the memory of a freed pool until
-//! the thread's next lookup); `pool_free` removes the entry. A tag is 12 bits, so with more than
-//! 4095 pools alive at once several share one; the pool that owns the id
-//! is then the one that answers.
+//! the thread's next lookup); `pool_free` removes the entry. A tag is 12
+//! bits, so with more than 4095 pools alive at once several share one; the
+//! pool that owns the id is then the one that answers.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

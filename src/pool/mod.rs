@@ -578,7 +578,7 @@ impl<B: Backend> Pool<B> {
 
     /// `connect`'s common case alone: the most recently returned idle
     /// connection, checked out when checking it reads only memory (SQLite;
-    /// a connection used within `check_idle` on a server backend). `None`
+    /// PostgreSQL within `check_idle` of its last use). `None`
     /// when `connect` would open a connection, probe one, evict one or
     /// wait; or when the pool is closed.
     pub fn connect_hot(&self) -> Option<ConnId> {
