@@ -1360,18 +1360,21 @@ impl<B: Backend> Shared<B> {
             g.dispatch(max);
             return Ok(());
         };
-        let ok = MutexGuard::unlocked(&mut g, || {
+        let rolled_back = MutexGuard::unlocked(&mut g, || {
             let Some(conn) = ConnCell::owned_mut(&mut conn) else {
-                return false;
+                return Err("the connection is shared".to_string());
             };
             catch_unwind(AssertUnwindSafe(|| {
-                !(in_tx_known || conn.in_transaction()) || conn.rollback().is_ok()
+                if !(in_tx_known || conn.in_transaction()) {
+                    return Ok(());
+                }
+                conn.rollback().map_err(|e| e.message.clone())
             }))
-            .unwrap_or(false)
+            .unwrap_or_else(|p| Err(format!("rollback panicked: {}", panic_message(&*p))))
         });
         let s = &mut g.slots[idx];
         s.conn = Some(conn);
-        let reason = if !ok {
+        let reason = if rolled_back.is_err() {
             Some(Reason::Dead)
         } else if let Some(r) = s.close_on_return {
             Some(r)
@@ -1384,6 +1387,13 @@ impl<B: Backend> Shared<B> {
             let (c, serial) = g.remove(idx, reason);
             g.dispatch(max);
             drop(g);
+            if let Err(e) = &rolled_back {
+                plog!(
+                    self.log,
+                    Level::Warn,
+                    "Connection {serial}: the rollback on release failed, closing it: {e}"
+                );
+            }
             self.close_conn(c, serial, reason);
             return Ok(());
         }
