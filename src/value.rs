@@ -129,17 +129,23 @@ impl ResultBuilder {
     /// A builder whose column names are `header`'s: two copies, however
     /// many columns.
     pub fn with_header(header: &Header) -> ResultBuilder {
-        let ncols = header.cells.len();
-        let (mut cells, mut data) = ResultSet::spare_buffers();
-        cells.reserve(ncols * 2);
-        cells.extend_from_slice(&header.cells);
-        data.reserve(header.data.len() + ncols * 8 + 32);
-        data.extend_from_slice(&header.data);
+        Self::starting_with(header.cells.len(), &header.cells, &header.data)
+    }
+
+    /// A builder for `ncols` columns on the thread's spare buffers, holding
+    /// `cells` and `data` already, with room for the rest of the names and
+    /// a row.
+    fn starting_with(ncols: usize, cells: &[Cell], data: &[u8]) -> ResultBuilder {
+        let (mut c, mut d) = ResultSet::spare_buffers();
+        c.reserve(ncols * 2);
+        c.extend_from_slice(cells);
+        d.reserve(data.len() + ncols * 8 + 32);
+        d.extend_from_slice(data);
         ResultBuilder {
             set: ResultSet {
-                cells,
+                cells: c,
                 ncols,
-                data,
+                data: d,
                 rows_affected: 0,
             },
             in_row: 0,
@@ -159,19 +165,7 @@ impl ResultBuilder {
     /// Without an owned `Vec<String>` of names: each is copied once, into
     /// the result's byte arena.
     pub fn with_names<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> ResultBuilder {
-        let ncols = names.len();
-        let (mut cells, mut data) = ResultSet::spare_buffers();
-        cells.reserve(ncols * 2);
-        data.reserve(ncols * 8 + 32);
-        let mut b = ResultBuilder {
-            set: ResultSet {
-                cells,
-                ncols,
-                data,
-                rows_affected: 0,
-            },
-            in_row: 0,
-        };
+        let mut b = Self::starting_with(names.len(), &[], &[]);
         for name in names {
             let text = b.store(name.as_bytes());
             let bin = if name.as_bytes().contains(&0) {
