@@ -995,6 +995,29 @@ fn database_errors_and_transactions() {
     assert_eq!(pool_release(p.0, c), S::POOL_OK);
 }
 
+/// A writer holding the memory database's lock makes a reader's schema
+/// load fail with SQLITE_BUSY. The liveness check on checkout must not take
+/// that for a dead connection (it used to evict and reopen it).
+#[test]
+fn liveness_check_on_a_locked_database_keeps_the_connection() {
+    let Some(p) = memory_pool("?max_connections=2&check_idle=0&busy_timeout=0") else {
+        return;
+    };
+    let writer = connect(&p);
+    let reader = connect(&p);
+    assert_eq!(pool_release(p.0, reader), S::POOL_OK, "{}", last_error());
+    exec(writer, c"CREATE TABLE t (x INTEGER)", &[]);
+    assert_eq!(pool_begin(writer), S::POOL_OK, "{}", last_error());
+    exec(writer, c"INSERT INTO t VALUES (1)", &[]);
+    // check_idle=0: the checkout pings the idle connection, which has not
+    // read the new schema yet.
+    let again = connect(&p);
+    let s = stats(&p);
+    assert_eq!((s.closed_dead, s.opened_total), (0, 2), "{s:?}");
+    assert_eq!(pool_release(p.0, again), S::POOL_OK);
+    assert_eq!(pool_release(p.0, writer), S::POOL_OK);
+}
+
 #[test]
 fn close_stale_checks_its_age() {
     let Some(p) = memory_pool("") else { return };

@@ -561,3 +561,18 @@ fn any_backend_builds_sqlite() {
     assert!(!c.is_closed());
     c.close();
 }
+
+#[test]
+fn ping_succeeds_while_another_connection_holds_the_write_lock() {
+    let b = backend("sqlite::memory:?busy_timeout=0").unwrap();
+    let mut c1 = b.connect().unwrap();
+    let mut c2 = b.connect().unwrap();
+    c1.execute("CREATE TABLE t(x)", &[]).unwrap();
+    c1.execute("BEGIN IMMEDIATE", &[]).unwrap();
+    c1.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+    // c2 has not read the schema since the table was made: a ping that
+    // prepares a statement must load it, and the writer blocks readers.
+    let r = c2.ping();
+    c1.rollback().unwrap();
+    r.unwrap_or_else(|e| panic!("ping failed on a busy database: {}", e.message));
+}

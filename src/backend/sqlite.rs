@@ -81,7 +81,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{ffi, Connection as RawConnection, OpenFlags, Statement};
+use rusqlite::{ffi, Connection as RawConnection, ErrorCode, OpenFlags, Statement};
 
 use crate::backend::{Backend, Connection};
 use crate::config::{ConnectOptions, ParsedUrl};
@@ -856,6 +856,15 @@ impl Connection for SqliteConn {
             .and_then(|mut s| s.query_row([], |row| row.get::<_, i64>(0)));
         match r {
             Ok(_) => Ok(()),
+            // Preparing may have to read the schema, and a writer on the
+            // database can lock readers out (always so on the memdb VFS of
+            // `sqlite::memory:`): the handle answered, the database is
+            // busy. Evicting the connection for that would gain nothing.
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(self.fail(e)),
         }
     }
