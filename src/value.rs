@@ -4,6 +4,8 @@
 //! keeps its text form (the bytes the database's own client library prints),
 //! NUL-terminated, plus the native value where there is one.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::error::{Error, Result};
 
 /// A statement parameter, borrowed from the caller for the call's duration.
@@ -51,8 +53,15 @@ pub struct ResultSet {
     /// bin: the name without NUL bytes, when it has some, for the C ABI).
     cells: Vec<Cell>,
     ncols: usize,
+    nrows: usize,
     data: Vec<u8>,
     rows_affected: u64,
+    /// The [`Header`] the names were copied from (`Header::id`, 0 for
+    /// none) and the length of their bytes at the start of `data`: a
+    /// recycled result keeps them, and the next result with that header
+    /// reuses them instead of copying them again.
+    header_id: u64,
+    header_len: usize,
 }
 
 /// Results up to this size give their memory back for the thread's next
@@ -67,38 +76,28 @@ thread_local! {
 }
 
 impl ResultSet {
-    /// `self` in a box, the thread's spare one when there is one.
-    pub fn into_box(self) -> Box<ResultSet> {
-        match SPARE.try_with(|s| s.take()).ok().flatten() {
-            Some(mut b) => {
-                *b = self;
-                b
-            }
-            None => Box::new(self),
-        }
-    }
-
-    /// Free a boxed result, keeping a small one's memory for the thread's
-    /// next result.
+    /// Free a boxed result, keeping a small one's memory (and its header's
+    /// names) for the thread's next result.
     pub fn recycle(mut b: Box<ResultSet>) {
         let small = b.data.capacity() <= SPARE_MAX_BYTES
             && b.cells.capacity() * std::mem::size_of::<Cell>() <= SPARE_MAX_BYTES;
         if small {
-            b.cells.clear();
-            b.data.clear();
+            if b.header_id == 0 {
+                b.cells.clear();
+                b.data.clear();
+            } else {
+                b.cells.truncate(b.ncols);
+                b.data.truncate(b.header_len);
+            }
             let _ = SPARE.try_with(|s| s.set(Some(b)));
         }
     }
 
-    /// The spare buffers (empty, with capacity), leaving the spare box.
-    fn spare_buffers() -> (Vec<Cell>, Vec<u8>) {
+    /// The thread's spare result (its buffers' contents as `recycle` left
+    /// them), or a new empty one.
+    fn spare() -> Box<ResultSet> {
         SPARE
-            .try_with(|s| {
-                let mut b = s.take()?;
-                let v = (std::mem::take(&mut b.cells), std::mem::take(&mut b.data));
-                s.set(Some(b));
-                Some(v)
-            })
+            .try_with(|s| s.take())
             .ok()
             .flatten()
             .unwrap_or_default()
@@ -107,9 +106,12 @@ impl ResultSet {
 
 /// The column names of a statement laid out as a result's first cells and
 /// bytes, kept by a backend with a prepared statement it runs again and
-/// again, so that each result copies them instead of building them.
+/// again, so that each result copies them instead of building them (or,
+/// when the thread's spare result still holds them, not even that).
 #[derive(Debug, Clone)]
 pub struct Header {
+    /// Unique in the process (never 0): equal ids, equal names.
+    id: u64,
     cells: Vec<Cell>,
     data: Vec<u8>,
 }
@@ -117,7 +119,7 @@ pub struct Header {
 /// Builds a [`ResultSet`] row by row: call a `push_*` once per column, then
 /// `end_row`.
 pub struct ResultBuilder {
-    set: ResultSet,
+    set: Box<ResultSet>,
     in_row: usize,
 }
 
@@ -127,36 +129,57 @@ impl ResultBuilder {
     }
 
     /// A builder whose column names are `header`'s: two copies, however
-    /// many columns.
+    /// many columns, and none when the thread's spare result was the last
+    /// one built with this header.
     pub fn with_header(header: &Header) -> ResultBuilder {
-        Self::starting_with(header.cells.len(), &header.cells, &header.data)
+        let mut set = ResultSet::spare();
+        if set.header_id == header.id {
+            // `recycle` left exactly these names and nothing after them.
+            debug_assert_eq!(
+                (set.cells.len(), set.data.len()),
+                (header.cells.len(), header.data.len())
+            );
+        } else {
+            Self::start(&mut set, header.cells.len(), &header.cells, &header.data);
+            set.header_id = header.id;
+            set.header_len = header.data.len();
+        }
+        set.nrows = 0;
+        set.rows_affected = 0;
+        ResultBuilder { set, in_row: 0 }
     }
 
-    /// A builder for `ncols` columns on the thread's spare buffers, holding
-    /// `cells` and `data` already, with room for the rest of the names and
-    /// a row.
+    /// A builder for `ncols` columns on the thread's spare result, holding
+    /// `cells` and `data` already (no header).
     fn starting_with(ncols: usize, cells: &[Cell], data: &[u8]) -> ResultBuilder {
-        let (mut c, mut d) = ResultSet::spare_buffers();
-        c.reserve(ncols * 2);
-        c.extend_from_slice(cells);
-        d.reserve(data.len() + ncols * 8 + 32);
-        d.extend_from_slice(data);
-        ResultBuilder {
-            set: ResultSet {
-                cells: c,
-                ncols,
-                data: d,
-                rows_affected: 0,
-            },
-            in_row: 0,
-        }
+        let mut set = ResultSet::spare();
+        Self::start(&mut set, ncols, cells, data);
+        set.header_id = 0;
+        set.header_len = 0;
+        set.nrows = 0;
+        set.rows_affected = 0;
+        ResultBuilder { set, in_row: 0 }
+    }
+
+    /// Empty `set`'s buffers and put `cells` and `data` in them, with room
+    /// for the rest of the names and a row.
+    fn start(set: &mut ResultSet, ncols: usize, cells: &[Cell], data: &[u8]) {
+        set.cells.clear();
+        set.cells.reserve(ncols * 2);
+        set.cells.extend_from_slice(cells);
+        set.data.clear();
+        set.data.reserve(data.len() + ncols * 8 + 32);
+        set.data.extend_from_slice(data);
+        set.ncols = ncols;
     }
 
     /// The column names of a builder that has no row yet, for
     /// [`ResultBuilder::with_header`].
     pub fn header(&self) -> Header {
         debug_assert_eq!(self.set.cells.len(), self.set.ncols, "rows already pushed");
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Header {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             cells: self.set.cells[..self.set.ncols].to_vec(),
             data: self.set.data.clone(),
         }
@@ -253,24 +276,27 @@ impl ResultBuilder {
             "row has the wrong number of cells"
         );
         self.in_row = 0;
+        self.set.nrows += 1;
     }
 
     pub fn set_rows_affected(&mut self, n: u64) {
         self.set.rows_affected = n;
     }
 
-    pub fn finish(self) -> ResultSet {
+    pub fn finish(self) -> Box<ResultSet> {
         self.set
     }
 }
 
 impl ResultSet {
     pub fn rows(&self) -> usize {
-        // The first `ncols` cells are the names.
-        self.cells
-            .len()
-            .checked_div(self.ncols)
-            .map_or(0, |n| n.saturating_sub(1))
+        // A result without columns has no cells, so no rows to read (as
+        // before rows were counted).
+        if self.ncols == 0 {
+            0
+        } else {
+            self.nrows
+        }
     }
 
     pub fn columns(&self) -> usize {
@@ -447,7 +473,7 @@ fn parse_double(s: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
-    fn sample() -> ResultSet {
+    fn sample() -> Box<ResultSet> {
         let mut b = ResultBuilder::new(vec!["a".into(), "b".into()]);
         b.push_int(-42);
         b.push_text(b"12.000");
@@ -480,6 +506,46 @@ mod tests {
         );
         assert_eq!(r.column_name(1).unwrap(), "b");
         assert!(r.column_name(2).is_err());
+    }
+
+    fn names(r: &ResultSet) -> Vec<&str> {
+        (0..r.columns())
+            .map(|c| r.column_name(c).unwrap())
+            .collect()
+    }
+
+    /// A recycled result keeps its header's names for the next result with
+    /// that header; any other builder on the spare starts afresh.
+    #[test]
+    fn recycled_header_names_are_reused_only_for_their_header() {
+        let ha = ResultBuilder::new(vec!["a".into(), "bb".into()]).header();
+        let hb = ResultBuilder::new(vec!["ccc".into()]).header();
+        let build = |h: &Header, v: i64| {
+            let mut b = ResultBuilder::with_header(h);
+            for _ in 0..h.cells.len() {
+                b.push_int(v);
+            }
+            b.end_row();
+            b.finish()
+        };
+        for round in 0..3 {
+            let r = build(&ha, round);
+            assert_eq!(names(&r), ["a", "bb"]);
+            assert_eq!((r.rows(), r.int64(0, 1).unwrap()), (1, round));
+            ResultSet::recycle(r);
+            let r = build(&ha, 7);
+            assert_eq!(
+                (names(&r), r.text(0, 0).unwrap()),
+                (vec!["a", "bb"], &b"7"[..])
+            );
+            ResultSet::recycle(r);
+            let r = build(&hb, 8);
+            assert_eq!((names(&r), r.rows(), r.columns()), (vec!["ccc"], 1, 1));
+            ResultSet::recycle(r);
+            let r = ResultBuilder::new(vec!["x".into()]).finish();
+            assert_eq!((names(&r), r.rows()), (vec!["x"], 0));
+            ResultSet::recycle(r);
+        }
     }
 
     #[test]

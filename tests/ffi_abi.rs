@@ -54,9 +54,9 @@ fn sample_result() -> *mut pool_result_t {
     b.push_text(b"a\0b");
     b.push_null();
     b.end_row();
-    let rs: ResultSet = b.finish();
+    let rs: Box<ResultSet> = b.finish();
     // pool_result_t is documented as a Box<ResultSet>.
-    Box::into_raw(Box::new(rs)) as *mut pool_result_t
+    Box::into_raw(rs) as *mut pool_result_t
 }
 
 #[test]

@@ -115,8 +115,8 @@ impl Connection for FakeConn {
         }
         Ok(self.n)
     }
-    fn query(&mut self, _sql: &str, _params: &[Value<'_>]) -> peepool::Result<ResultSet> {
-        Ok(ResultSet::default())
+    fn query(&mut self, _sql: &str, _params: &[Value<'_>]) -> peepool::Result<Box<ResultSet>> {
+        Ok(Box::default())
     }
     fn begin(&mut self) -> peepool::Result<()> {
         self.in_tx = true;

@@ -140,9 +140,9 @@ impl Connection for FakeConn {
             _ => Ok(self.no),
         }
     }
-    fn query(&mut self, _sql: &str, _params: &[Value<'_>]) -> peepool::Result<ResultSet> {
+    fn query(&mut self, _sql: &str, _params: &[Value<'_>]) -> peepool::Result<Box<ResultSet>> {
         self.alive()?;
-        Ok(ResultSet::default())
+        Ok(Box::default())
     }
     fn begin(&mut self) -> peepool::Result<()> {
         self.alive()?;

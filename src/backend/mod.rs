@@ -52,7 +52,7 @@ pub trait Connection: Send + 'static {
     fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64>;
 
     /// Run a statement and materialise its rows.
-    fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<ResultSet>;
+    fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<Box<ResultSet>>;
 
     fn begin(&mut self) -> Result<()>;
     fn commit(&mut self) -> Result<()>;
@@ -145,7 +145,7 @@ impl Connection for AnyConn {
     fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
         each_conn!(self, c => c.execute(sql, params))
     }
-    fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<ResultSet> {
+    fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<Box<ResultSet>> {
         each_conn!(self, c => c.query(sql, params))
     }
     fn begin(&mut self) -> Result<()> {

@@ -453,9 +453,13 @@ impl MysqlConn {
 
     /// Run a statement over the text protocol; collect its last result set
     /// when `builder` is wanted.
-    fn run_text(&mut self, sql: &str, want_rows: Option<()>) -> Result<(u64, Option<ResultSet>)> {
+    fn run_text(
+        &mut self,
+        sql: &str,
+        want_rows: Option<()>,
+    ) -> Result<(u64, Option<Box<ResultSet>>)> {
         let conn = self.conn()?;
-        let result = (|| -> std::result::Result<(u64, Option<ResultSet>), mysql::Error> {
+        let result = (|| -> std::result::Result<(u64, Option<Box<ResultSet>>), mysql::Error> {
             let mut qr = conn.query_iter(sql)?;
             collect(&mut qr, want_rows.is_some())
         })();
@@ -469,7 +473,7 @@ impl MysqlConn {
         sql: &str,
         params: &[Value<'_>],
         want_rows: bool,
-    ) -> Result<(u64, Option<ResultSet>)> {
+    ) -> Result<(u64, Option<Box<ResultSet>>)> {
         let values: Vec<mysql::Value> = params
             .iter()
             .map(|p| match *p {
@@ -482,7 +486,7 @@ impl MysqlConn {
             .collect();
         let cache = self.statement_cache;
         let conn = self.conn()?;
-        let result = (|| -> std::result::Result<(u64, Option<ResultSet>), mysql::Error> {
+        let result = (|| -> std::result::Result<(u64, Option<Box<ResultSet>>), mysql::Error> {
             let stmt = conn.prep(sql)?;
             let run = (|| {
                 let mut qr = conn.exec_iter(&stmt, mysql::Params::Positional(values))?;
@@ -506,7 +510,7 @@ impl MysqlConn {
         sql: &str,
         params: &[Value<'_>],
         want_rows: bool,
-    ) -> Result<(u64, Option<ResultSet>)> {
+    ) -> Result<(u64, Option<Box<ResultSet>>)> {
         if params.is_empty() {
             self.run_text(sql, if want_rows { Some(()) } else { None })
         } else {
@@ -593,7 +597,7 @@ impl Connection for MysqlConn {
         Ok(self.run(sql, params, false)?.0)
     }
 
-    fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<ResultSet> {
+    fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<Box<ResultSet>> {
         let (affected, set) = self.run(sql, params, true)?;
         Ok(set.unwrap_or_else(|| {
             let mut b = ResultBuilder::new(Vec::new());
@@ -630,7 +634,7 @@ impl Connection for MysqlConn {
 fn collect<P: mysql::prelude::Protocol>(
     qr: &mut mysql::QueryResult<'_, '_, '_, P>,
     want_rows: bool,
-) -> std::result::Result<(u64, Option<ResultSet>), mysql::Error> {
+) -> std::result::Result<(u64, Option<Box<ResultSet>>), mysql::Error> {
     let mut affected = 0u64;
     let mut out = None;
     while let Some(set) = qr.iter() {

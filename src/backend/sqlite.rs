@@ -914,7 +914,7 @@ impl Connection for SqliteConn {
         }
     }
 
-    fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<ResultSet> {
+    fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<Box<ResultSet>> {
         self.check_usable()?;
         self.stmt_ran = true;
         let mut builder: Option<ResultBuilder> = None;

@@ -71,7 +71,7 @@ pub extern "C" fn pool_query(
         params_to_values(params, nparams, &mut values)?;
         let out = arg_out(out, "out")?;
         let result = registry::with_pool(conn.into(), |pool| pool.query(conn.into(), sql, &values))?;
-        *out = pool_result_t::into_raw(result.into_box());
+        *out = pool_result_t::into_raw(result);
         Ok(())
     })
 }

@@ -142,8 +142,8 @@ pub(crate) mod tests {
         fn execute(&mut self, _: &str, _: &[Value<'_>]) -> Result<u64> {
             Ok(0)
         }
-        fn query(&mut self, _: &str, _: &[Value<'_>]) -> Result<ResultSet> {
-            Ok(ResultSet::default())
+        fn query(&mut self, _: &str, _: &[Value<'_>]) -> Result<Box<ResultSet>> {
+            Ok(Box::default())
         }
         fn begin(&mut self) -> Result<()> {
             Ok(())

@@ -666,7 +666,7 @@ impl<B: Backend> Pool<B> {
         self.with_conn(id, |c| c.execute(sql, params))
     }
 
-    pub fn query(&self, id: ConnId, sql: &str, params: &[Value<'_>]) -> Result<ResultSet> {
+    pub fn query(&self, id: ConnId, sql: &str, params: &[Value<'_>]) -> Result<Box<ResultSet>> {
         self.with_conn(id, |c| c.query(sql, params))
     }
 
@@ -716,7 +716,7 @@ impl<B: Backend> PooledConn<'_, B> {
         self.pool.execute(self.id, sql, params)
     }
 
-    pub fn query(&self, sql: &str, params: &[Value<'_>]) -> Result<ResultSet> {
+    pub fn query(&self, sql: &str, params: &[Value<'_>]) -> Result<Box<ResultSet>> {
         self.pool.query(self.id, sql, params)
     }
 

@@ -692,7 +692,7 @@ impl PostgresConn {
         r.map_err(|e| self.fail(e))
     }
 
-    fn run_query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<ResultSet> {
+    fn run_query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<Box<ResultSet>> {
         if self.lost {
             return Err(Self::gone());
         }
@@ -770,7 +770,7 @@ impl PostgresConn {
     /// on the client and copied once, into the result's arena. The first
     /// value only the server can print hands the rest over to
     /// [`materialise_with_server`](Self::materialise_with_server).
-    fn materialise(&mut self, mut b: ResultBuilder, rows: Vec<Row>) -> Result<ResultSet> {
+    fn materialise(&mut self, mut b: ResultBuilder, rows: Vec<Row>) -> Result<Box<ResultSet>> {
         if self.settings_dirty && !rows.is_empty() {
             self.read_settings()?;
         }
@@ -802,7 +802,7 @@ impl PostgresConn {
         rows: &[Row],
         row0: usize,
         col0: usize,
-    ) -> Result<ResultSet> {
+    ) -> Result<Box<ResultSet>> {
         let ncols = rows[row0].len();
         let start = row0 * ncols + col0;
         let end = rows.len() * ncols;
@@ -959,7 +959,7 @@ impl Connection for PostgresConn {
         self.run_execute(sql, params)
     }
 
-    fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<ResultSet> {
+    fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<Box<ResultSet>> {
         self.run_query(sql, params)
     }
 
