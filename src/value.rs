@@ -290,8 +290,7 @@ impl ResultBuilder {
 
 impl ResultSet {
     pub fn rows(&self) -> usize {
-        // A result without columns has no cells, so no rows to read (as
-        // before rows were counted).
+        // Without columns a row has no cell to read: no rows.
         if self.ncols == 0 {
             0
         } else {

@@ -51,7 +51,8 @@ pub trait Connection: Send + 'static {
     /// Run a statement; the number of rows it changed.
     fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64>;
 
-    /// Run a statement and materialise its rows.
+    /// Run a statement and materialise its rows, in the box the C ABI
+    /// hands to the caller as it is (built by [`crate::ResultBuilder`]).
     fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<Box<ResultSet>>;
 
     fn begin(&mut self) -> Result<()>;
