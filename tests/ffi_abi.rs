@@ -1018,6 +1018,40 @@ fn liveness_check_on_a_locked_database_keeps_the_connection() {
     assert_eq!(pool_release(p.0, writer), S::POOL_OK);
 }
 
+/// A cached single-row lookup ends after its row (its program says no
+/// second row can follow); remade into a scan by another connection, the
+/// same text returns every row again.
+#[test]
+fn cached_single_row_lookup_follows_a_schema_change() {
+    let Some(p) = memory_pool("?max_connections=2") else {
+        return;
+    };
+    let c = connect(&p);
+    let other = connect(&p);
+    exec(
+        other,
+        c"CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT)",
+        &[],
+    );
+    exec(other, c"INSERT INTO t VALUES (1, 'a')", &[]);
+    let lookup = c"SELECT x FROM t WHERE id = 1";
+    for _ in 0..3 {
+        let res = query(c, lookup);
+        assert_eq!(pool_result_rows(res), 1);
+        pool_result_free(res);
+    }
+    exec(other, c"DROP TABLE t", &[]);
+    exec(other, c"CREATE TABLE t (id INT, x TEXT)", &[]);
+    exec(other, c"INSERT INTO t VALUES (1, 'a'), (1, 'b')", &[]);
+    for _ in 0..3 {
+        let res = query(c, lookup);
+        assert_eq!(pool_result_rows(res), 2);
+        pool_result_free(res);
+    }
+    assert_eq!(pool_release(p.0, other), S::POOL_OK);
+    assert_eq!(pool_release(p.0, c), S::POOL_OK);
+}
+
 #[test]
 fn close_stale_checks_its_age() {
     let Some(p) = memory_pool("") else { return };

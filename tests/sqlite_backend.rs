@@ -496,6 +496,110 @@ fn statement_cache_on_and_off() {
     }
 }
 
+/// Every cell's text (`NULL` for a null), row by row.
+fn all_text(c: &mut SqliteConn, sql: &str, params: &[Value<'_>]) -> Vec<Vec<String>> {
+    let rs = c
+        .query(sql, params)
+        .unwrap_or_else(|e| panic!("{sql}: {}", e.message));
+    (0..rs.rows())
+        .map(|r| {
+            (0..rs.columns())
+                .map(|col| match rs.text(r, col) {
+                    Ok(t) => String::from_utf8_lossy(t).into_owned(),
+                    Err(_) => "NULL".to_string(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A cached statement whose program ends after its row is reset after
+/// that row instead of stepped once more; every other statement steps to
+/// the end. Either way the rows equal the uncached path's, run after run
+/// (the program is read on the first reuse).
+#[test]
+fn single_row_programs_end_early_and_give_the_same_rows() {
+    let statements: &[(&str, &[Value<'_>])] = &[
+        ("SELECT 1", &[]),
+        ("SELECT ?", &[Value::Int(5)]),
+        ("SELECT x FROM t WHERE id = ?", &[Value::Int(2)]),
+        ("SELECT x FROM t WHERE id = ?", &[Value::Int(99)]),
+        (
+            "SELECT x FROM t WHERE id = ? AND y = ?",
+            &[Value::Int(2), Value::Int(0)],
+        ),
+        ("SELECT count(*) FROM t", &[]),
+        ("SELECT max(x) FROM t", &[]),
+        ("SELECT max(x) FROM t WHERE id > 100", &[]),
+        ("SELECT (SELECT x FROM t ORDER BY id)", &[]),
+        ("SELECT x FROM t ORDER BY id LIMIT 1", &[]),
+        ("SELECT x FROM t WHERE y = ? ORDER BY id", &[Value::Int(1)]),
+        ("SELECT 1 UNION ALL SELECT 2", &[]),
+        ("VALUES (1), (2), (3)", &[]),
+        ("SELECT y, count(*) FROM t GROUP BY y", &[]),
+        ("SELECT x FROM t ORDER BY id", &[]),
+    ];
+    let (_b0, mut plain) = open("sqlite::memory:?statement_cache=0");
+    let (_b1, mut cached) = open("sqlite::memory:");
+    for c in [&mut plain, &mut cached] {
+        c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x, y)", &[])
+            .unwrap();
+        c.execute("CREATE INDEX t_y ON t(y)", &[]).unwrap();
+        for i in 1..=5 {
+            c.execute(
+                "INSERT INTO t VALUES (?, ?, ?)",
+                &[Value::Int(i), Value::Int(i * 10), Value::Int(i % 2)],
+            )
+            .unwrap();
+        }
+    }
+    for round in 0..3 {
+        for (sql, params) in statements {
+            let want = all_text(&mut plain, sql, params);
+            assert_eq!(
+                all_text(&mut cached, sql, params),
+                want,
+                "{sql} round {round}"
+            );
+        }
+    }
+}
+
+/// The bound read from a program holds only for that program: a table
+/// remade without its primary key (by this connection or another) makes
+/// SQLite re-prepare the cached lookup into a scan, and every row comes
+/// back.
+#[test]
+fn a_statement_reprepared_for_a_new_schema_gives_all_its_rows() {
+    let b = backend("sqlite::memory:").unwrap();
+    let mut c = b.connect().unwrap();
+    let mut other = b.connect().unwrap();
+    let lookup = "SELECT x FROM t WHERE id = 1 ORDER BY x";
+    let remake = |c: &mut SqliteConn, key: &str, values: &str| {
+        c.execute("DROP TABLE IF EXISTS t", &[]).unwrap();
+        c.execute(&format!("CREATE TABLE t(id {key}, x)"), &[])
+            .unwrap();
+        c.execute(&format!("INSERT INTO t VALUES {values}"), &[])
+            .unwrap();
+    };
+    remake(&mut c, "INTEGER PRIMARY KEY", "(1, 'a')");
+    for _ in 0..3 {
+        assert_eq!(all_text(&mut c, lookup, &[]), [["a"]]);
+    }
+    remake(&mut c, "INT", "(1, 'a'), (1, 'b')");
+    for _ in 0..3 {
+        assert_eq!(all_text(&mut c, lookup, &[]), [["a"], ["b"]]);
+    }
+    remake(&mut other, "INTEGER PRIMARY KEY", "(1, 'c')");
+    for _ in 0..3 {
+        assert_eq!(all_text(&mut c, lookup, &[]), [["c"]]);
+    }
+    remake(&mut other, "INT", "(1, 'd'), (1, 'e')");
+    for _ in 0..3 {
+        assert_eq!(all_text(&mut c, lookup, &[]), [["d"], ["e"]]);
+    }
+}
+
 #[test]
 fn concurrent_writers_on_memory_database_wait_for_the_lock() {
     let b = Arc::new(backend("sqlite::memory:?busy_timeout=10").unwrap());

@@ -38,7 +38,10 @@
 //! recently used prepared statements per connection (peepool's own cache
 //! over SQLite's C API; statements that fail to prepare, hold nothing or
 //! hold several go through rusqlite and are not cached); 0 prepares every
-//! statement afresh.
+//! statement afresh. A cached read-only statement whose program ends right
+//! after its row (a primary-key lookup, an aggregate without `GROUP BY`,
+//! `SELECT 1`; read with `EXPLAIN` on its first reuse, again after SQLite
+//! re-prepares it) is reset after that row instead of stepped to its end.
 //!
 //! # `sqlite::memory:`
 //!
@@ -453,6 +456,24 @@ struct CachedStmt {
     /// count when they were read: SQLite re-prepares a statement after a
     /// schema change, and then a `SELECT *` may name other columns.
     names: Option<(Header, c_int)>,
+    /// Whether a row can follow a row (see [`RowBound`]).
+    rows: RowBound,
+}
+
+/// What a cached statement's program says about its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowBound {
+    /// Not read yet: a statement's program is read on its first reuse, so
+    /// a statement run once costs no `EXPLAIN`.
+    Unknown,
+    /// Read-only, and every `ResultRow` of the program is followed by
+    /// `Halt`: after a row, the next step would only end the statement,
+    /// so the run resets it instead (one `sqlite3_step` fewer). Holds
+    /// while the statement's re-prepare count is this one: after a schema
+    /// change SQLite may compile the same text to another program.
+    One(c_int),
+    /// Anything else (or the program could not be read): step to the end.
+    Many,
 }
 
 /// The connection's prepared statements, keyed by their SQL text, most
@@ -511,6 +532,7 @@ impl StmtCache {
             sql: sql.into(),
             stmt,
             names: None,
+            rows: RowBound::Unknown,
         });
     }
 }
@@ -538,6 +560,12 @@ impl SqliteConn {
     /// or several: the rusqlite path reports each of those its own way).
     fn cached_stmt(&mut self, sql: &str) -> Option<*mut ffi::sqlite3_stmt> {
         if let Some(stmt) = self.stmts.get(sql) {
+            let entry = self.stmts.last();
+            if entry.rows == RowBound::Unknown {
+                // SAFETY: a live handle and one of its statements, not
+                // running (every run resets it).
+                entry.rows = unsafe { row_bound(self.conn.handle(), sql, stmt) };
+            }
             return Some(stmt);
         }
         let len = c_int::try_from(sql.len()).ok()?;
@@ -642,7 +670,22 @@ impl SqliteConn {
             let before = (ffi::sqlite3_stmt_readonly(stmt) == 0).then(|| self.conn.total_changes());
             let r = loop {
                 match ffi::sqlite3_step(stmt) {
-                    ffi::SQLITE_ROW => row(stmt, self.stmts.last()),
+                    ffi::SQLITE_ROW => {
+                        row(stmt, self.stmts.last());
+                        let entry = self.stmts.last();
+                        if let RowBound::One(prepared) = entry.rows {
+                            let now =
+                                ffi::sqlite3_stmt_status(stmt, ffi::SQLITE_STMTSTATUS_REPREPARE, 0);
+                            if now == prepared {
+                                // The next step would run `Halt` and give
+                                // SQLITE_DONE; the reset below halts it.
+                                break Ok(done(stmt, 0, entry));
+                            }
+                            // Re-prepared during this step: read the new
+                            // program on the next reuse; step this run out.
+                            entry.rows = RowBound::Unknown;
+                        }
+                    }
                     ffi::SQLITE_DONE => {
                         let changed = before.map_or(0, |b| self.changes_since(b));
                         break Ok(done(stmt, changed, self.stmts.last()));
@@ -671,6 +714,66 @@ impl SqliteConn {
             (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
         };
         rusqlite::Error::SqliteFailure(ffi::Error::new(rc), msg)
+    }
+}
+
+/// Whether `stmt` (the statement prepared from `sql` on `db`) returns at
+/// most one row, read from its program: `EXPLAIN sql` prepared against the
+/// same schema compiles to the same program. Only read-only statements
+/// qualify (they change no row, so nothing is counted at the end), and
+/// only when every `ResultRow` is followed by `Halt` with no error code.
+/// Any failure reads as [`RowBound::Many`].
+///
+/// # Safety
+/// `db` is a live handle and `stmt` one of its statements, not running,
+/// used by this thread only.
+unsafe fn row_bound(db: *mut ffi::sqlite3, sql: &str, stmt: *mut ffi::sqlite3_stmt) -> RowBound {
+    if ffi::sqlite3_stmt_readonly(stmt) == 0 {
+        return RowBound::Many;
+    }
+    let prepared = ffi::sqlite3_stmt_status(stmt, ffi::SQLITE_STMTSTATUS_REPREPARE, 0);
+    let text = format!("EXPLAIN {sql}");
+    let Ok(len) = c_int::try_from(text.len()) else {
+        return RowBound::Many;
+    };
+    let mut explain: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
+    let rc = ffi::sqlite3_prepare_v2(
+        db,
+        text.as_ptr() as *const c_char,
+        len,
+        &mut explain,
+        std::ptr::null_mut(),
+    );
+    if rc != ffi::SQLITE_OK || explain.is_null() {
+        ffi::sqlite3_finalize(explain);
+        return RowBound::Many;
+    }
+    // Columns of EXPLAIN: addr, opcode, p1, p2, p3, p4, p5, comment.
+    let (mut rows, mut after_row, mut one) = (0, false, true);
+    loop {
+        match ffi::sqlite3_step(explain) {
+            ffi::SQLITE_ROW => {
+                let op = ffi::sqlite3_column_text(explain, 1);
+                let op = raw_bytes(op, ffi::sqlite3_column_bytes(explain, 1) as usize);
+                if after_row && (op != b"Halt" || ffi::sqlite3_column_int64(explain, 2) != 0) {
+                    one = false;
+                    break;
+                }
+                after_row = op == b"ResultRow";
+                rows += usize::from(after_row);
+            }
+            ffi::SQLITE_DONE => break,
+            _ => {
+                one = false;
+                break;
+            }
+        }
+    }
+    ffi::sqlite3_finalize(explain);
+    if one && rows > 0 && !after_row {
+        RowBound::One(prepared)
+    } else {
+        RowBound::Many
     }
 }
 
