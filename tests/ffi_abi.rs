@@ -982,6 +982,15 @@ fn database_errors_and_transactions() {
     assert!(res.is_null());
 
     exec(c, c"CREATE TABLE t (x INTEGER)", &[]);
+    // Several statements, each needing the one before it to have run.
+    assert_eq!(
+        exec(
+            c,
+            c"CREATE TABLE a (y); INSERT INTO a VALUES (1), (2); DROP TABLE a",
+            &[]
+        ),
+        2
+    );
     assert_eq!(pool_begin(c), S::POOL_OK, "{}", last_error());
     exec(c, c"INSERT INTO t VALUES (1)", &[]);
     assert_eq!(pool_rollback(c), S::POOL_OK, "{}", last_error());

@@ -416,6 +416,17 @@ fn execute_discards_rows_and_counts_changes() {
         .unwrap(),
         3
     );
+    // Later statements that need the earlier ones to have run.
+    assert_eq!(
+        c.execute(
+            "CREATE TABLE u(y); INSERT INTO u VALUES (1), (2); DROP TABLE u; \
+             CREATE TABLE u(z); INSERT INTO u VALUES (3)",
+            &[]
+        )
+        .unwrap(),
+        3
+    );
+    assert_eq!(scalar_int(&mut c, "SELECT z FROM u"), 3);
     assert_eq!(
         c.execute("DELETE FROM t WHERE x = ?; SELECT 1", &[Value::Int(1)])
             .unwrap_err()

@@ -704,6 +704,35 @@ impl SqliteConn {
         }
     }
 
+    /// Whether `sql` holds more than one statement: its first prepares
+    /// and leaves more than whitespace and `;` after it. Nothing runs.
+    fn several_statements(&self, sql: &str) -> bool {
+        let Ok(len) = c_int::try_from(sql.len()) else {
+            return false;
+        };
+        let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
+        let mut tail: *const c_char = std::ptr::null();
+        // SAFETY: a live handle; `sql` is valid for `len` bytes; the
+        // statement prepared here is finalized before return.
+        let rc = unsafe {
+            let rc = ffi::sqlite3_prepare_v2(
+                self.conn.handle(),
+                sql.as_ptr() as *const c_char,
+                len,
+                &mut stmt,
+                &mut tail,
+            );
+            ffi::sqlite3_finalize(stmt);
+            rc
+        };
+        if rc != ffi::SQLITE_OK || tail.is_null() {
+            return false;
+        }
+        let used = (tail as usize).saturating_sub(sql.as_ptr() as usize);
+        let rest = sql.as_bytes().get(used..).unwrap_or_default();
+        !rest.iter().all(|b| b.is_ascii_whitespace() || *b == b';')
+    }
+
     /// The connection's error after a call returned `rc`, as rusqlite
     /// reports it (`error_from_handle`).
     fn handle_error(&self, rc: c_int) -> rusqlite::Error {
@@ -994,6 +1023,15 @@ impl Connection for SqliteConn {
             return r;
         }
         let before = self.conn.total_changes();
+        if params.is_empty() && self.several_statements(sql) {
+            // Straight to the batch: rusqlite's `prepare` would prepare the
+            // second statement before the first has run, and fail where it
+            // depends on it ("CREATE TABLE a(x); INSERT INTO a ...").
+            return match self.conn.execute_batch(sql) {
+                Ok(()) => Ok(self.conn.total_changes().saturating_sub(before)),
+                Err(e) => Err(self.fail(e)),
+            };
+        }
         let r = self.with_statement(sql, params, |stmt| {
             let mut rows = stmt.raw_query();
             while rows.next()?.is_some() {}
