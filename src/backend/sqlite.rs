@@ -458,6 +458,23 @@ struct CachedStmt {
     names: Option<(Header, c_int)>,
     /// Whether a row can follow a row (see [`RowBound`]).
     rows: RowBound,
+    /// SQLite's re-prepare count during the current run, once read
+    /// ([`CachedStmt::reprepares`]); cleared when a run starts.
+    run_reprepares: Option<c_int>,
+}
+
+impl CachedStmt {
+    /// The statement's re-prepare count in this run (a re-prepare happens
+    /// inside the run's first step), read from SQLite once per run for the
+    /// header check and the row bound both.
+    fn reprepares(&mut self) -> c_int {
+        let stmt = self.stmt.as_ptr();
+        *self.run_reprepares.get_or_insert_with(|| {
+            // SAFETY: a live statement owned by the cache, used by the
+            // connection's one thread.
+            unsafe { ffi::sqlite3_stmt_status(stmt, ffi::SQLITE_STMTSTATUS_REPREPARE, 0) }
+        })
+    }
 }
 
 /// What a cached statement's program says about its rows.
@@ -533,6 +550,7 @@ impl StmtCache {
             stmt,
             names: None,
             rows: RowBound::Unknown,
+            run_reprepares: None,
         });
     }
 }
@@ -588,13 +606,7 @@ impl SqliteConn {
             return None;
         }
         let stmt = stmt?;
-        let used = if tail.is_null() {
-            sql.len()
-        } else {
-            (tail as usize).saturating_sub(sql.as_ptr() as usize)
-        };
-        let rest = sql.as_bytes().get(used..).unwrap_or_default();
-        if !rest.iter().all(|b| b.is_ascii_whitespace() || *b == b';') {
+        if more_after(sql, tail) {
             // SAFETY: prepared just above, owned here.
             unsafe { ffi::sqlite3_finalize(stmt.as_ptr()) };
             return None;
@@ -668,15 +680,14 @@ impl SqliteConn {
             }
             // A read-only statement changes no row: skip the change counters.
             let before = (ffi::sqlite3_stmt_readonly(stmt) == 0).then(|| self.conn.total_changes());
+            self.stmts.last().run_reprepares = None;
             let r = loop {
                 match ffi::sqlite3_step(stmt) {
                     ffi::SQLITE_ROW => {
                         row(stmt, self.stmts.last());
                         let entry = self.stmts.last();
                         if let RowBound::One(prepared) = entry.rows {
-                            let now =
-                                ffi::sqlite3_stmt_status(stmt, ffi::SQLITE_STMTSTATUS_REPREPARE, 0);
-                            if now == prepared {
+                            if entry.reprepares() == prepared {
                                 // The next step would run `Halt` and give
                                 // SQLITE_DONE; the reset below halts it.
                                 break Ok(done(stmt, 0, entry));
@@ -705,8 +716,15 @@ impl SqliteConn {
     }
 
     /// Whether `sql` holds more than one statement: its first prepares
-    /// and leaves more than whitespace and `;` after it. Nothing runs.
+    /// and leaves more than whitespace and `;` after it. Nothing runs, and
+    /// a text with no `;` before its end is not prepared at all.
     fn several_statements(&self, sql: &str) -> bool {
+        if !sql
+            .trim_end_matches(|c: char| c.is_ascii_whitespace() || c == ';')
+            .contains(';')
+        {
+            return false;
+        }
         let Ok(len) = c_int::try_from(sql.len()) else {
             return false;
         };
@@ -725,12 +743,7 @@ impl SqliteConn {
             ffi::sqlite3_finalize(stmt);
             rc
         };
-        if rc != ffi::SQLITE_OK || tail.is_null() {
-            return false;
-        }
-        let used = (tail as usize).saturating_sub(sql.as_ptr() as usize);
-        let rest = sql.as_bytes().get(used..).unwrap_or_default();
-        !rest.iter().all(|b| b.is_ascii_whitespace() || *b == b';')
+        rc == ffi::SQLITE_OK && more_after(sql, tail)
     }
 
     /// The connection's error after a call returned `rc`, as rusqlite
@@ -744,6 +757,18 @@ impl SqliteConn {
         };
         rusqlite::Error::SqliteFailure(ffi::Error::new(rc), msg)
     }
+}
+
+/// Whether more than whitespace and `;` follows the first statement of
+/// `sql`, which ends at `tail` (from `sqlite3_prepare`; NULL: at the end).
+fn more_after(sql: &str, tail: *const c_char) -> bool {
+    let used = if tail.is_null() {
+        sql.len()
+    } else {
+        (tail as usize).saturating_sub(sql.as_ptr() as usize)
+    };
+    let rest = sql.as_bytes().get(used..).unwrap_or_default();
+    !rest.iter().all(|b| b.is_ascii_whitespace() || *b == b';')
 }
 
 /// Whether `stmt` (the statement prepared from `sql` on `db`) returns at
@@ -852,7 +877,7 @@ unsafe fn raw_bytes<'a>(p: *const u8, n: usize) -> &'a [u8] {
 /// # Safety
 /// As for [`builder_for`].
 unsafe fn cached_builder(stmt: *mut ffi::sqlite3_stmt, entry: &mut CachedStmt) -> ResultBuilder {
-    let prepared = ffi::sqlite3_stmt_status(stmt, ffi::SQLITE_STMTSTATUS_REPREPARE, 0);
+    let prepared = entry.reprepares();
     match &entry.names {
         Some((header, n)) if *n == prepared => ResultBuilder::with_header(header),
         _ => {
