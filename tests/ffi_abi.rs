@@ -1351,3 +1351,49 @@ fn more_pools_than_tags_still_route_each_handle() {
     }
     let _ = std::fs::remove_file(&db);
 }
+
+/// A connection given back clean is parked and the same thread's next
+/// `pool_connect` takes it back without the pool's lock; one given back in
+/// a transaction (opened by `BEGIN` text as well as by `pool_begin`) is
+/// still rolled back, and a double or stale release is still refused.
+#[test]
+fn parked_connections_come_back_clean() {
+    let Some(p) = memory_pool("?max_connections=1") else {
+        return;
+    };
+    let c = connect(&p);
+    exec(c, c"CREATE TABLE parked (i INTEGER)", &[]);
+    assert_eq!(pool_release(p.0, c), S::POOL_OK);
+    assert_eq!(
+        pool_release(p.0, c),
+        S::POOL_ERR_INVALID_HANDLE,
+        "double release"
+    );
+    let s = stats(&p);
+    assert_eq!((s.open, s.idle, s.in_use), (1, 1, 0), "{s:?}");
+
+    for begin in [true, false] {
+        let c = connect(&p);
+        if begin {
+            assert_eq!(pool_begin(c), S::POOL_OK, "{}", last_error());
+        } else {
+            exec(c, c"BEGIN", &[]);
+        }
+        exec(c, c"INSERT INTO parked VALUES (1)", &[]);
+        assert_eq!(pool_release(p.0, c), S::POOL_OK);
+        assert_eq!(
+            pool_execute(c, c"SELECT 1".as_ptr(), ptr::null(), 0, ptr::null_mut()),
+            S::POOL_ERR_INVALID_HANDLE,
+            "a released handle"
+        );
+        let c = connect(&p);
+        assert_eq!(count(c, "parked"), 0, "rolled back on release");
+        assert_eq!(pool_release(p.0, c), S::POOL_OK);
+    }
+    let s = stats(&p);
+    assert_eq!(
+        (s.opened_total, s.checkouts, s.closed_total),
+        (1, 5, 0),
+        "{s:?}"
+    );
+}

@@ -460,8 +460,10 @@ fn connect_hot_takes_only_what_needs_no_io() {
     assert_ne!(a, b, "a fresh id");
     assert_eq!(conn_no(&p, b), 1);
     assert_eq!(p.connect_hot(), None, "the only one is out");
-    p.release(b).unwrap();
+    // Local checks change only through calls: a call finds it broken.
     ctl.all_dead.store(true, SeqCst);
+    p.execute(b, "x", &[]).unwrap();
+    p.release(b).unwrap();
     assert_eq!(p.connect_hot(), None, "dead: connect evicts it");
     let s = p.stats();
     assert_eq!(

@@ -51,6 +51,9 @@ enum Fault {
 /// Shared state of the fake backend, set by the test between calls.
 #[derive(Default)]
 struct Ctl {
+    /// Connections say their checks are local (as SQLite's are): the pool
+    /// then parks clean ones and checks them out without its lock.
+    local: bool,
     /// Connect attempts so far; a connection's number is its attempt's.
     attempts: u64,
     next_connect: Option<Fault>,
@@ -67,6 +70,7 @@ struct FakeConn {
     no: u64,
     ctl: Arc<Mutex<Ctl>>,
     in_tx: bool,
+    local: bool,
 }
 
 const INJECTED: &str = "injected fault";
@@ -78,16 +82,21 @@ fn lost() -> Error {
 impl Backend for Fake {
     type Conn = FakeConn;
     fn connect(&self) -> peepool::Result<FakeConn> {
-        let (no, fault) = {
+        let (no, fault, local) = {
             let mut c = self.0.lock().unwrap();
             c.attempts += 1;
-            (c.attempts, c.next_connect.take().unwrap_or(Fault::None))
+            (
+                c.attempts,
+                c.next_connect.take().unwrap_or(Fault::None),
+                c.local,
+            )
         };
         match fault {
             Fault::None => Ok(FakeConn {
                 no,
                 ctl: self.0.clone(),
                 in_tx: false,
+                local,
             }),
             Fault::Fail => Err(Error::connect(format!("connection refused (attempt {no})"))),
             Fault::Panic => panic!("{INJECTED}: connect"),
@@ -125,6 +134,9 @@ impl Connection for FakeConn {
     }
     fn in_transaction(&mut self) -> bool {
         self.in_tx
+    }
+    fn checks_are_local(&self) -> bool {
+        self.local
     }
     /// "ok" returns the connection's number, "fail" is an ordinary error,
     /// "lost" loses the link for good, "panic" panics.
@@ -180,6 +192,11 @@ struct Cfg {
     ping_always: bool,
     /// timeout = 1 ms instead of failing at once.
     wait: bool,
+    /// The connections' checks are local (see `Ctl::local`). Their answers
+    /// then change only through calls, so a server gone while the
+    /// connection idles is never known without a round trip (`Kill` with
+    /// `Death::Closed` becomes `Death::Silent`).
+    local: bool,
     /// Per-case fault rates, in percent.
     connect_fail: u8,
     rollback_fail: u8,
@@ -297,16 +314,27 @@ fn cfg_strategy() -> impl Strategy<Value = Cfg> {
         any::<bool>(),
         any::<bool>(),
         prop::bool::weighted(0.2),
+        any::<bool>(),
         prop_oneof![Just(0u8), 0u8..=50],
         prop_oneof![Just(0u8), 0u8..=50],
         prop_oneof![2 => Just(0u8), 1 => 0u8..=20],
     )
         .prop_map(
-            |(max, check_on_checkout, ping_always, wait, connect_fail, rollback_fail, panic)| Cfg {
+            |(
                 max,
                 check_on_checkout,
                 ping_always,
                 wait,
+                local,
+                connect_fail,
+                rollback_fail,
+                panic,
+            )| Cfg {
+                max,
+                check_on_checkout,
+                ping_always,
+                wait,
+                local,
                 connect_fail,
                 rollback_fail,
                 panic,
@@ -529,6 +557,7 @@ impl Harness {
     fn new(cfg: Cfg) -> Harness {
         let fake = Fake::default();
         let ctl = fake.0.clone();
+        ctl.lock().unwrap().local = cfg.local;
         Harness {
             pool: Pool::new(fake, cfg.options()),
             ctl,
@@ -755,6 +784,10 @@ impl Harness {
             }
             Op::Kill { c, death } => {
                 let m = &mut self.model;
+                let death = match death {
+                    Death::Closed if m.cfg.local => &Death::Silent,
+                    d => d,
+                };
                 let n = m.open();
                 if n == 0 {
                     return;

@@ -41,9 +41,12 @@ pub trait Connection: Send + 'static {
     fn in_transaction(&mut self) -> bool;
 
     /// Whether `is_closed` and `in_transaction` are plain reads of memory
-    /// the connection owns (no I/O, no lock, nothing that can block), so the
-    /// pool may run them under its lock and spare a checkout or release a
-    /// second lock round trip. Default: no.
+    /// the connection owns (no I/O, no lock, nothing that can block) whose
+    /// answers change only through the connection's own calls. The pool
+    /// then runs them under its lock, and asks them at the end of each call:
+    /// a connection that answered "open, no transaction" is given back and
+    /// checked out again without the lock and without asking again until
+    /// its next call. Default: no.
     fn checks_are_local(&self) -> bool {
         false
     }

@@ -139,6 +139,9 @@ pub(crate) mod tests {
         fn in_transaction(&mut self) -> bool {
             false
         }
+        fn checks_are_local(&self) -> bool {
+            true
+        }
         fn execute(&mut self, _: &str, _: &[Value<'_>]) -> Result<u64> {
             Ok(0)
         }
@@ -163,7 +166,7 @@ pub(crate) mod tests {
     fn fork_while_another_thread_holds_the_pool_lock() {
         let pool = Pool::new(Nothing, PoolOptions::default());
         let id = pool.connect().unwrap();
-        pool.release(id).unwrap();
+        pool.release(id).unwrap(); // Parked, and this thread's hint.
         let (locked_tx, locked_rx) = mpsc::channel();
         let holder = {
             let pool = pool.clone();
@@ -181,7 +184,10 @@ pub(crate) mod tests {
         assert!(pid >= 0, "fork failed");
         if pid == 0 {
             let free = pool.shared().state.try_lock().is_some();
-            let works = free && pool.connect().is_ok_and(|id| pool.release(id).is_ok());
+            // The parent's parked connection is not the child's to take.
+            let works = free
+                && pool.connect().is_ok_and(|id| pool.release(id).is_ok())
+                && pool.stats().opened_total == 1;
             // SAFETY: ends the child without running the parent's destructors.
             unsafe { libc::_exit(if works { 0 } else { 1 }) };
         }

@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
 
+use super::cell::{W_CALL, W_OUT, W_STATE};
 use super::clock::{now_ns, ns};
 use super::log::{plog, Level};
 use super::{Reason, Shared, SlotState};
 use crate::backend::{Backend, Connection};
+use std::sync::atomic::Ordering;
 
 fn tick(options: &crate::config::PoolOptions) -> Duration {
     let mut t = Duration::from_secs(1);
@@ -111,11 +113,18 @@ impl<B: Backend> Shared<B> {
             return false;
         }
         let mut out = Vec::new();
+        // Parked connections this round may close join the idle list.
+        let limit = self.options.idle_timeout.map(ns);
+        g.unpark(|c| {
+            now >= c.expires_at.load(Ordering::Relaxed)
+                || limit
+                    .is_some_and(|l| now.saturating_sub(c.returned_at.load(Ordering::Relaxed)) > l)
+        });
         // Idle connections past their lifetime.
         let mut i = 0;
         while i < g.idle.len() {
             let idx = g.idle[i] as usize;
-            if now >= g.slots[idx].expires_at {
+            if now >= g.cell(idx).expires_at.load(Ordering::Relaxed) {
                 g.idle.remove(i);
                 out.push((g.remove(idx, Reason::Stale), Reason::Stale));
             } else {
@@ -128,7 +137,7 @@ impl<B: Backend> Shared<B> {
             let mut i = 0;
             while i < g.idle.len() && g.open > min {
                 let idx = g.idle[i] as usize;
-                if now.saturating_sub(g.slots[idx].returned_at) > limit {
+                if now.saturating_sub(g.cell(idx).returned_at.load(Ordering::Relaxed)) > limit {
                     g.idle.remove(i);
                     out.push((g.remove(idx, Reason::Idle), Reason::Idle));
                 } else {
@@ -140,11 +149,12 @@ impl<B: Backend> Shared<B> {
         let mut leaks = Vec::new();
         if let Some(limit) = self.options.leak_threshold {
             let limit = ns(limit);
-            for s in g.slots.iter_mut() {
-                if s.state == SlotState::InUse
-                    && !s.leak_reported
-                    && now.saturating_sub(s.checked_out_at) > limit
-                {
+            let cells = self.cells.clone();
+            for (idx, s) in g.slots.iter_mut().enumerate() {
+                let Some(cell) = cells.get(idx) else { continue };
+                let out = matches!(cell.word.load(Ordering::Acquire) & W_STATE, W_OUT | W_CALL);
+                let held = now.saturating_sub(cell.checked_out_at.load(Ordering::Relaxed));
+                if s.state == SlotState::Out && out && !s.leak_reported && held > limit {
                     s.leak_reported = true;
                     let (name, tid) = match &s.holder {
                         Some(t) => (
@@ -153,7 +163,7 @@ impl<B: Backend> Shared<B> {
                         ),
                         None => ("<unknown>".to_string(), "?".to_string()),
                     };
-                    leaks.push((s.serial, now.saturating_sub(s.checked_out_at), name, tid));
+                    leaks.push((s.serial, held, name, tid));
                 }
             }
             g.counters.leaks += leaks.len() as u64;

@@ -1,15 +1,29 @@
-//! The generic pool core: r2d2's shape with HikariCP's fairness.
+//! The generic pool core: r2d2's shape with HikariCP's fairness, and
+//! HikariCP's thread-affine shortcut.
 //!
 //! One `parking_lot::Mutex<State>` guards a slot table, a LIFO idle list and
 //! a FIFO queue of waiters. No driver call that can do I/O (connect, ping,
-//! rollback, execute, close) ever runs under the lock. A statement runs on
-//! a connection left in its slot's [`ConnCell`], marked "in a call" under
-//! the lock; the call ends with one compare-and-swap on that cell, not a
-//! second lock round trip. A ping or a rollback moves the connection out of
-//! its slot while it runs. `is_closed` and
-//! `in_transaction` run under it only when the connection says they are
-//! plain memory reads (`checks_are_local`, SQLite), which makes a checkout
-//! and a release one lock round trip each.
+//! rollback, execute, close) ever runs under the lock. Each slot's
+//! connection lives in a [`ConnCell`] that never moves, whose atomic word
+//! holds the id's generation and who governs the slot (see `cell`):
+//!
+//! - A statement runs on the connection in its cell: one compare-and-swap
+//!   marks it "in a call", one ends the call (and records whether the
+//!   connection came out clean: checks local, no transaction, not broken).
+//! - A release of a clean connection within its lifetime, while no thread
+//!   waits, parks it in its cell with one compare-and-swap and remembers
+//!   the slot in a thread-local hint; the same thread's next checkout takes
+//!   it back with one compare-and-swap when the clock says no check is due
+//!   (within its lifetime and `check_idle`). A parked connection counts as
+//!   idle; any other checkout through the lock moves the parked ones into
+//!   the idle list first, so that the list stays ordered by return.
+//! - Everything else (a connection to open, ping, roll back, evict; a
+//!   waiter; `close_*`, `shutdown`, maintenance, stats) takes the lock,
+//!   which claims a cell from the paths without it by a compare-and-swap.
+//!   `is_closed` and `in_transaction` run under the lock only when the
+//!   connection says they are plain memory reads (`checks_are_local`,
+//!   SQLite), which makes a checkout and a release one lock round trip each
+//!   even there.
 //!
 //! Waiters: a returned connection goes to the idle list (for the next
 //! checkout, usually the releasing thread's) while no waiter has waited
@@ -25,10 +39,9 @@
 //!
 //! No FFI and no SQL driver code lives here.
 
-use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -40,6 +53,7 @@ use crate::config::{PoolOptions, WaitTimeout};
 use crate::error::{Error, Result, Status};
 use crate::value::{ResultSet, Value};
 
+mod cell;
 mod clock;
 mod fork;
 pub(crate) mod log;
@@ -51,6 +65,10 @@ mod thread;
 
 pub use log::{Level, Logger};
 
+use cell::{
+    gen_of, word, Cells, ConnCell, W_CALL, W_CLEAN, W_CLOSE, W_LOCKED, W_LOST, W_OUT, W_PARKED,
+    W_REVOKED, W_STATE,
+};
 use clock::{now_ns, ns, Rng};
 use log::{plog, Log};
 
@@ -151,137 +169,43 @@ enum SlotState {
     /// Taken off the idle list (or made) for one checkout: being checked, or
     /// granted to a waiter. Not in the idle list, not yet handed out.
     Reserved,
-    /// Checked out; its id is valid.
-    InUse,
+    /// Checked out or parked: the cell's word says which (`W_OUT`,
+    /// `W_CALL`, `W_PARKED`), and threads change it without the lock.
+    Out,
     /// Being released: in_transaction/rollback run outside the lock.
     Returning,
+    /// A fork child's slot whose connection a call of the parent was using
+    /// when the process forked: never used again, its connection forgotten.
+    Retired,
 }
 
-/// `ConnCell::flags`: a call runs on the connection outside the lock.
-const IN_CALL: u8 = 1;
-/// `ConnCell::flags`: a call lost the link: evict on release.
-const LOST: u8 = 2;
-/// `ConnCell::flags`: revoked while in a call (`Slot::revoked` says why):
-/// the call's end takes the lock and closes the connection.
-const REVOKED: u8 = 4;
-
-/// A connection in its slot.
-///
-/// While `flags` has `IN_CALL`, only the thread that set it (under the
-/// pool's lock, in `with_conn`) touches `conn`, and it ends the call with
-/// one compare-and-swap on `flags`; otherwise only a holder of the pool's
-/// lock does. Kept in an `Arc` that is never cloned: the calling thread
-/// holds a plain pointer to the cell, and a slot table that grows moves the
-/// `Arc`, not the cell.
-struct ConnCell<C> {
-    flags: AtomicU8,
-    conn: UnsafeCell<C>,
-}
-
-// SAFETY: `conn` is reached by one thread at a time, as the type's doc says
-// (the flag's Release/Acquire and the pool's lock order those threads), and
-// `C: Send` lets it move between them; `flags` is atomic.
-unsafe impl<C: Send> Sync for ConnCell<C> {}
-
-impl<C> ConnCell<C> {
-    fn new(conn: C) -> Arc<ConnCell<C>> {
-        Arc::new(ConnCell {
-            flags: AtomicU8::new(0),
-            conn: UnsafeCell::new(conn),
-        })
-    }
-
-    fn in_call(&self) -> bool {
-        self.flags.load(Ordering::Acquire) & IN_CALL != 0
-    }
-
-    fn lost(&self) -> bool {
-        self.flags.load(Ordering::Acquire) & LOST != 0
-    }
-
-    /// The connection of a cell out of its slot (so no call can reach it).
-    fn owned_mut(cell: &mut Arc<ConnCell<C>>) -> Option<&mut C> {
-        Arc::get_mut(cell).map(|c| c.conn.get_mut())
-    }
-
-    fn into_inner(cell: Arc<ConnCell<C>>) -> Option<C> {
-        Arc::into_inner(cell).map(|c| c.conn.into_inner())
-    }
-}
-
-struct Slot<C> {
+/// What only holders of the pool's lock read and write about a slot; the
+/// connection and what the paths without the lock need are in its
+/// [`ConnCell`], at the same index.
+struct Slot {
     state: SlotState,
-    gen: u32,
-    conn: Option<Arc<ConnCell<C>>>,
     /// Serial number for logs ("connection 7").
     serial: u64,
-    opened_at: u64,
-    /// `u64::MAX` when there is no lifetime.
-    expires_at: u64,
-    returned_at: u64,
-    checked_out_at: u64,
     holder: Option<Thread>,
     leak_reported: bool,
-    /// Close when it comes back (close_all).
+    /// Close when it comes back (close_all) while the lock governs it;
+    /// `W_CLOSE` in the cell's word once it is out.
     close_on_return: Option<Reason>,
-    /// Revoked while a call was in flight: the id is dead, close when the
-    /// call returns (close_stale, shutdown).
+    /// Revoked while a call was in flight (`W_REVOKED`): why it is closed
+    /// when the call returns (close_stale, shutdown).
     revoked: Option<Reason>,
 }
 
-impl<C> Slot<C> {
-    fn new(gen: u32) -> Slot<C> {
+impl Slot {
+    fn new() -> Slot {
         Slot {
             state: SlotState::Free,
-            gen,
-            conn: None,
             serial: 0,
-            opened_at: 0,
-            expires_at: u64::MAX,
-            returned_at: 0,
-            checked_out_at: 0,
             holder: None,
             leak_reported: false,
             close_on_return: None,
             revoked: None,
         }
-    }
-
-    /// The connection, for a holder of the pool's lock (`&mut self` comes
-    /// from its guard); `None` when the slot has none or a call is in flight
-    /// on it.
-    fn conn_mut(&mut self) -> Option<&mut C> {
-        let cell = self.conn.as_deref()?;
-        if cell.in_call() {
-            return None;
-        }
-        // SAFETY: IN_CALL is clear, and only a holder of the lock sets it,
-        // so no call starts meanwhile; a call that ended cleared it with
-        // Release, seen by `in_call`'s Acquire. Nothing else reaches `conn`.
-        Some(unsafe { &mut *cell.conn.get() })
-    }
-
-    /// A call is in flight on the connection.
-    fn in_call(&self) -> bool {
-        self.conn.as_deref().is_some_and(ConnCell::in_call)
-    }
-
-    /// A call on the connection lost the link.
-    fn lost(&self) -> bool {
-        self.conn.as_deref().is_some_and(ConnCell::lost)
-    }
-
-    /// Revoke the call in flight, if one is: its end closes the connection
-    /// (`revoked` must say why). False when no call is in flight.
-    fn revoke_call(&mut self) -> bool {
-        let Some(cell) = self.conn.as_deref() else {
-            return false;
-        };
-        cell.flags
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
-                (f & IN_CALL != 0).then_some(f | REVOKED)
-            })
-            .is_ok()
     }
 }
 
@@ -297,6 +221,15 @@ struct Waiter {
     grant: AtomicU64,
     /// Has waited longer than `HANDOFF_AFTER` (counted in `State::overdue`).
     overdue: AtomicBool,
+}
+
+/// A thread counted in `Shared::nwait` until this drops.
+struct Registered<'a>(&'a AtomicUsize);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// How long a waiter may be passed over. A connection released while no
@@ -348,7 +281,9 @@ impl Counters {
 }
 
 struct State<C> {
-    slots: Vec<Slot<C>>,
+    slots: Vec<Slot>,
+    /// The slots' cells (shared with `Shared::cells`).
+    cells: Arc<Cells<C>>,
     free_slots: Vec<u32>,
     /// LIFO: the most recently returned is last.
     idle: Vec<u32>,
@@ -396,7 +331,13 @@ pub(crate) struct Shared<B: Backend> {
     options: PoolOptions,
     tag: u32,
     state: Mutex<State<B::Conn>>,
-    /// Wakes the maintenance thread (shutdown).
+    /// The slots' connections, reached without the lock by the paths that
+    /// need none (see `cell`).
+    cells: Arc<Cells<B::Conn>>,
+    /// Threads registered to wait in `connect`: while any is, a release
+    /// goes through the lock (to the idle list and the waiters) instead of
+    /// parking its connection.
+    nwait: AtomicUsize,
     maint_cv: Condvar,
     /// The maintenance thread, joined by `shutdown`.
     maint: maintenance::Thread,
@@ -461,15 +402,19 @@ impl<B: Backend> Clone for Pool<B> {
 impl<B: Backend> Drop for Shared<B> {
     fn drop(&mut self) {
         let st = self.state.get_mut();
-        for slot in st.slots.iter_mut() {
-            if let Some(c) = slot.conn.take() {
-                if st.fork_gen == fork::generation() {
-                    if let Some(c) = ConnCell::into_inner(c) {
-                        c.close();
-                    }
-                } else {
-                    std::mem::forget(c);
-                }
+        let same_process = st.fork_gen == fork::generation();
+        for (idx, slot) in st.slots.iter().enumerate() {
+            let Some(cell) = st.cells.get(idx) else {
+                continue;
+            };
+            // SAFETY: `&mut self`: no other thread reaches any cell.
+            let Some(c) = unsafe { cell.conn() }.take() else {
+                continue;
+            };
+            if same_process && slot.state != SlotState::Retired {
+                c.close();
+            } else {
+                std::mem::forget(c);
             }
         }
         tag::release(self.tag);
@@ -504,11 +449,15 @@ impl<B: Backend> Pool<B> {
         // match a later pool that reuses its tag.
         let _ = rng.next_u64();
         let fork_gen = fork::generation();
+        let cells = Arc::new(Cells::new());
         let shared = Arc::new(Shared {
             backend,
             tag,
+            cells: cells.clone(),
+            nwait: AtomicUsize::new(0),
             state: Mutex::new(State {
                 slots: Vec::new(),
+                cells,
                 free_slots: Vec::new(),
                 idle: Vec::new(),
                 waiters: VecDeque::new(),
@@ -770,7 +719,7 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-impl<C> State<C> {
+impl<C: Connection> State<C> {
     fn has_capacity(&self, max: usize) -> bool {
         max == 0 || self.open + self.pending < max
     }
@@ -780,6 +729,41 @@ impl<C> State<C> {
             0 => 1,
             g => g,
         }
+    }
+
+    /// The cell of a slot (every slot has one: `install` makes it first).
+    #[inline]
+    fn cell(&self, idx: usize) -> &ConnCell<C> {
+        match self.cells.get(idx) {
+            Some(c) => c,
+            None => unreachable!("slot {idx} has no cell"),
+        }
+    }
+
+    /// The connection of a slot the lock governs (`W_LOCKED`); `None` when
+    /// it has none or a ping or rollback has it out.
+    #[inline]
+    fn conn_mut(&mut self, idx: usize) -> Option<&mut C> {
+        let cell = self.cell(idx);
+        debug_assert_eq!(cell.word.load(Ordering::Relaxed) & W_STATE, W_LOCKED);
+        // SAFETY: `&mut self` is the lock's guard and the word is
+        // `W_LOCKED`: nothing else reaches the connection (see `cell`).
+        unsafe { cell.conn() }.as_mut()
+    }
+
+    /// Take the connection out of a slot the lock governs, to ping or roll
+    /// it back outside the lock; `put_conn` puts it back.
+    fn take_conn(&mut self, idx: usize) -> Option<C> {
+        let cell = self.cell(idx);
+        debug_assert_eq!(cell.word.load(Ordering::Relaxed) & W_STATE, W_LOCKED);
+        // SAFETY: as in `conn_mut`.
+        unsafe { cell.conn() }.take()
+    }
+
+    fn put_conn(&mut self, idx: usize, conn: C) {
+        let cell = self.cell(idx);
+        // SAFETY: as in `conn_mut`.
+        *unsafe { cell.conn() } = Some(conn);
     }
 
     /// Put a new connection in a slot (state Reserved, or Idle when `idle`).
@@ -794,19 +778,27 @@ impl<C> State<C> {
         let idx = match self.free_slots.pop() {
             Some(i) => i as usize,
             None => {
+                let idx = self.slots.len();
+                // Random first generations make a dropped pool's ids
+                // unlikely to match a later pool that reuses its tag.
                 let g = (self.rng.next_u64() as u32) | 1;
-                self.slots.push(Slot::new(g));
-                self.slots.len() - 1
+                self.cells
+                    .make(idx)
+                    .word
+                    .store(word(g, W_LOCKED), Ordering::Relaxed);
+                self.slots.push(Slot::new());
+                idx
             }
         };
         let serial = self.next_serial;
         self.next_serial += 1;
+        self.put_conn(idx, conn);
+        let cell = self.cell(idx);
+        cell.expires_at.store(expires_at, Ordering::Relaxed);
+        cell.returned_at.store(now, Ordering::Relaxed);
+        cell.returned_seq.store(0, Ordering::Relaxed);
         let s = &mut self.slots[idx];
-        s.conn = Some(ConnCell::new(conn));
         s.serial = serial;
-        s.opened_at = now;
-        s.expires_at = expires_at;
-        s.returned_at = now;
         s.close_on_return = None;
         s.revoked = None;
         s.leak_reported = false;
@@ -829,43 +821,112 @@ impl<C> State<C> {
     /// `thread::current()` costs an `Arc` clone and drop per checkout).
     #[inline]
     fn checkout(&mut self, idx: usize, tag: u32, now: u64, holder: bool) -> ConnId {
+        // Not in a transaction (idle or new), and checked as far as
+        // `check_on_checkout` asks: clean when the checks are local.
+        let local = self.conn_mut(idx).is_some_and(|c| c.checks_are_local());
         let s = &mut self.slots[idx];
-        s.gen = Self::next_gen(s.gen);
-        s.state = SlotState::InUse;
-        s.checked_out_at = now;
+        s.state = SlotState::Out;
         s.holder = if holder {
             Some(std::thread::current())
         } else {
             None
         };
-        if let Some(c) = &s.conn {
-            // Not in a call (idle or just opened): a fresh start.
-            c.flags.store(0, Ordering::Relaxed);
-        }
         s.leak_reported = false;
         s.revoked = None;
+        let mut bits = W_OUT;
+        if local {
+            bits |= W_CLEAN;
+        }
+        if s.close_on_return.take().is_some() {
+            bits |= W_CLOSE;
+        }
         self.counters.checkouts += 1;
-        ConnId::new(tag, idx, s.gen)
+        let cell = self.cell(idx);
+        let gen = Self::next_gen(gen_of(cell.word.load(Ordering::Relaxed)));
+        cell.checked_out_at.store(now, Ordering::Relaxed);
+        // Release: whoever next takes the word sees the connection as this
+        // thread left it.
+        cell.word.store(word(gen, bits), Ordering::Release);
+        ConnId::new(tag, idx, gen)
+    }
+
+    /// Take back from the paths without the lock a cell whose word was `w`
+    /// (`W_OUT` or `W_PARKED`): true when the word was still `w`, and the
+    /// lock now governs the slot (state Returning, or Idle when parked; the
+    /// caller files it).
+    fn claim(&mut self, idx: usize, w: u64) -> bool {
+        let taken = self
+            .cell(idx)
+            .word
+            .compare_exchange(
+                w,
+                word(gen_of(w), W_LOCKED),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+        if taken {
+            self.slots[idx].state = if w & W_STATE == W_PARKED {
+                SlotState::Idle
+            } else {
+                SlotState::Returning
+            };
+        }
+        taken
+    }
+
+    /// Move parked connections that `pick` chooses (by their cell) into the
+    /// idle list, which stays ordered by the time they came back; how many.
+    fn unpark(&mut self, mut pick: impl FnMut(&ConnCell<C>) -> bool) -> usize {
+        let mut moved = 0;
+        for idx in 0..self.slots.len() {
+            if self.slots[idx].state != SlotState::Out {
+                continue;
+            }
+            let cell = self.cell(idx);
+            let w = cell.word.load(Ordering::Relaxed);
+            if w & W_STATE == W_PARKED && pick(cell) && self.claim(idx, w) {
+                self.idle.push(idx as u32);
+                moved += 1;
+            }
+        }
+        if moved > 0 {
+            let cells = &*self.cells;
+            self.idle.sort_by_key(|&i| match cells.get(i as usize) {
+                Some(c) => c.return_order(),
+                None => (0, 0),
+            });
+        }
+        moved
+    }
+
+    /// Every parked connection into the idle list; how many.
+    fn unpark_all(&mut self) -> usize {
+        self.unpark(|_| true)
+    }
+
+    /// Parked connections (idle outside the idle list).
+    fn parked(&self) -> usize {
+        (0..self.slots.len())
+            .filter(|&idx| {
+                self.slots[idx].state == SlotState::Out
+                    && self.cell(idx).word.load(Ordering::Relaxed) & W_STATE == W_PARKED
+            })
+            .count()
     }
 
     /// Take the connection out and free the slot; counted under `reason`.
-    /// The caller closes it outside the lock.
+    /// The lock must govern the slot (`claim`). The caller closes the
+    /// connection outside the lock.
     fn remove(&mut self, idx: usize, reason: Reason) -> (Option<C>, u64) {
+        let conn = self.take_conn(idx);
+        let cell = self.cell(idx);
+        let gen = Self::next_gen(gen_of(cell.word.load(Ordering::Relaxed)));
+        cell.word.store(word(gen, W_LOCKED), Ordering::Relaxed);
         let s = &mut self.slots[idx];
-        let conn = match s.conn.take() {
-            // Never removed in a call (callers check); if it were, the
-            // calling thread still points at the cell: leak it, never free.
-            Some(c) if c.in_call() => {
-                debug_assert!(false, "removed a connection in a call");
-                std::mem::forget(c);
-                None
-            }
-            c => c.and_then(ConnCell::into_inner),
-        };
         let serial = s.serial;
         let was_free = s.state == SlotState::Free;
         s.state = SlotState::Free;
-        s.gen = Self::next_gen(s.gen);
         s.holder = None;
         s.close_on_return = None;
         s.revoked = None;
@@ -913,26 +974,38 @@ impl<C> State<C> {
         }
     }
 
-    /// The slot of a valid, checked-out id, or INVALID_HANDLE / BUSY.
+    /// The slot of a valid, checked-out id, and its cell's word (`W_OUT`),
+    /// or INVALID_HANDLE / BUSY. The word may change once this returns: a
+    /// holder of the lock that acts on it `claim`s it.
     #[inline]
-    fn lookup(&self, id: ConnId, tag: u32) -> Result<usize> {
+    fn lookup(&self, id: ConnId, tag: u32) -> Result<(usize, u64)> {
         if id.is_null() || id.pool_tag() != tag {
             return Err(Error::invalid_handle());
         }
         let idx = id.slot();
         match self.slots.get(idx) {
-            Some(s)
-                if s.state == SlotState::InUse
-                    && s.gen == id.generation()
-                    && s.revoked.is_none() =>
-            {
-                if s.in_call() {
-                    Err(Error::busy())
-                } else {
-                    Ok(idx)
-                }
-            }
+            Some(s) if s.state == SlotState::Out => {}
+            _ => return Err(Error::invalid_handle()),
+        }
+        let w = self.cell(idx).word.load(Ordering::Acquire);
+        if gen_of(w) != id.generation() {
+            return Err(Error::invalid_handle());
+        }
+        match w & W_STATE {
+            W_OUT => Ok((idx, w)),
+            W_CALL if w & W_REVOKED == 0 => Err(Error::busy()),
             _ => Err(Error::invalid_handle()),
+        }
+    }
+
+    /// `lookup` and `claim`: the lock governs the slot of `id` when this
+    /// returns its index and the word it had.
+    fn claim_out(&mut self, id: ConnId, tag: u32) -> Result<(usize, u64)> {
+        loop {
+            let (idx, w) = self.lookup(id, tag)?;
+            if self.claim(idx, w) {
+                return Ok((idx, w));
+            }
         }
     }
 
@@ -975,18 +1048,33 @@ impl<B: Backend> Shared<B> {
         let st = &mut **g;
         st.idle.clear();
         st.free_slots.clear();
+        let cells = st.cells.clone();
         for (i, s) in st.slots.iter_mut().enumerate() {
-            if let Some(c) = s.conn.take() {
-                std::mem::forget(c);
-            }
-            s.state = SlotState::Free;
-            s.gen = State::<B::Conn>::next_gen(s.gen);
+            let Some(cell) = cells.get(i) else { continue };
+            let w = cell.word.load(Ordering::Acquire);
+            let gen = State::<B::Conn>::next_gen(gen_of(w));
+            cell.fast_checkouts.store(0, Ordering::Relaxed);
             s.holder = None;
             s.close_on_return = None;
             s.revoked = None;
+            if s.state == SlotState::Retired || w & W_STATE == W_CALL {
+                // The parent's call (made by this thread before it forked)
+                // still holds the connection: leave it be, for good.
+                cell.word.store(word(gen, W_LOCKED), Ordering::Relaxed);
+                s.state = SlotState::Retired;
+                continue;
+            }
+            // SAFETY: no call holds it (above), and no other thread of the
+            // parent exists here.
+            if let Some(c) = unsafe { cell.conn() }.take() {
+                std::mem::forget(c);
+            }
+            cell.word.store(word(gen, W_LOCKED), Ordering::Relaxed);
+            s.state = SlotState::Free;
             st.free_slots.push(i as u32);
         }
         st.free_slots.reverse();
+        self.nwait.store(0, Ordering::Relaxed);
         // Parent threads' waiters do not exist here; just forget them.
         std::mem::forget(std::mem::take(&mut st.waiters));
         st.overdue = 0;
@@ -1029,10 +1117,13 @@ impl<B: Backend> Shared<B> {
     /// was lost during a call).
     fn is_broken(&self, id: ConnId) -> bool {
         let st = self.lock();
-        matches!(st.lookup(id, self.tag), Ok(idx) if st.slots[idx].lost())
+        matches!(st.lookup(id, self.tag), Ok((_, w)) if w & W_LOST != 0)
     }
 
     fn connect(&self) -> Result<ConnId> {
+        if let Some(id) = self.connect_fast() {
+            return Ok(id);
+        }
         let max = self.options.max_connections;
         let mut g = self.lock();
         let mut next = Next::Search;
@@ -1042,6 +1133,8 @@ impl<B: Backend> Shared<B> {
                     if g.closed {
                         return Err(Error::closed());
                     }
+                    // The most recently returned, parked ones included.
+                    g.unpark_all();
                     if let Some(idx) = g.idle.pop() {
                         g.slots[idx as usize].state = SlotState::Reserved;
                         next = Next::Check(idx as usize);
@@ -1067,7 +1160,7 @@ impl<B: Backend> Shared<B> {
                         self.close_conn(c, serial, Reason::Cleared);
                         return Err(Error::closed());
                     }
-                    let need_ping = match self.check_in_memory(&mut g.slots[idx], now) {
+                    let need_ping = match self.check_in_memory(&mut g, idx, now) {
                         Verdict::Alive => {
                             return Ok(g.checkout(idx, self.tag, now, self.track_holder))
                         }
@@ -1083,21 +1176,18 @@ impl<B: Backend> Shared<B> {
                         }
                         Verdict::NeedsIo { need_ping } => need_ping,
                     };
-                    let Some(mut conn) = g.slots[idx].conn.take() else {
+                    let Some(mut conn) = g.take_conn(idx) else {
                         let _ = g.remove(idx, Reason::Dead);
                         next = Next::Search;
                         continue;
                     };
                     let alive = MutexGuard::unlocked(&mut g, || {
-                        let Some(conn) = ConnCell::owned_mut(&mut conn) else {
-                            return false;
-                        };
                         catch_unwind(AssertUnwindSafe(|| {
                             !conn.is_closed() && (!need_ping || conn.ping().is_ok())
                         }))
                         .unwrap_or(false)
                     });
-                    g.slots[idx].conn = Some(conn);
+                    g.put_conn(idx, conn);
                     if g.closed {
                         continue; // Check again: closes it and returns CLOSED.
                     }
@@ -1162,18 +1252,19 @@ impl<B: Backend> Shared<B> {
     /// liveness when the check reads only memory (a hot connection whose
     /// backend says `checks_are_local`).
     #[inline]
-    fn check_in_memory(&self, s: &mut Slot<B::Conn>, now: u64) -> Verdict {
-        if now >= s.expires_at {
+    fn check_in_memory(&self, g: &mut State<B::Conn>, idx: usize, now: u64) -> Verdict {
+        let cell = g.cell(idx);
+        if now >= cell.expires_at.load(Ordering::Relaxed) {
             return Verdict::Stale;
         }
         if !self.options.check_on_checkout {
             return Verdict::Alive;
         }
-        let idle_for = now.saturating_sub(s.returned_at);
+        let idle_for = now.saturating_sub(cell.returned_at.load(Ordering::Relaxed));
         if self.check_idle_ns == 0 || idle_for > self.check_idle_ns {
             return Verdict::NeedsIo { need_ping: true };
         }
-        match s.conn_mut().filter(|c| c.checks_are_local()) {
+        match g.conn_mut(idx).filter(|c| c.checks_are_local()) {
             Some(c) => match catch_unwind(AssertUnwindSafe(|| c.is_closed())) {
                 Ok(false) => Verdict::Alive,
                 _ => Verdict::Dead,
@@ -1182,23 +1273,87 @@ impl<B: Backend> Shared<B> {
         }
     }
 
-    /// `connect`'s common case alone: the most recently returned idle
-    /// connection, when checking it takes no I/O. `None` when `connect`
-    /// would open, probe, evict or wait (or the pool is closed).
+    /// `connect`'s common case alone: the connection this thread parked
+    /// last (without the lock), or the most recently returned idle one, when
+    /// checking it takes no I/O. `None` when `connect` would open, probe,
+    /// evict or wait (or the pool is closed).
     fn connect_hot(&self) -> Option<ConnId> {
+        if let Some(id) = self.connect_fast() {
+            return Some(id);
+        }
         let mut g = self.lock();
         if g.closed {
             return None;
         }
+        g.unpark_all();
         let idx = *g.idle.last()? as usize;
         let now = now_ns();
-        match self.check_in_memory(&mut g.slots[idx], now) {
+        match self.check_in_memory(&mut g, idx, now) {
             Verdict::Alive => {
                 g.idle.pop();
+                g.slots[idx].state = SlotState::Reserved;
                 Some(g.checkout(idx, self.tag, now, self.track_holder))
             }
             _ => None,
         }
+    }
+
+    /// The fork generation changed since this pool last looked: the next
+    /// lock forgets what the parent had.
+    #[inline]
+    fn forked(&self) -> bool {
+        self.fork_gen.load(Ordering::Relaxed) != fork::generation()
+    }
+
+    /// The pool's address, which names it in the thread's hint.
+    #[inline]
+    fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// The checkout without the lock: the connection this thread parked
+    /// last, when it is still parked and its checks need nothing but the
+    /// clock (within its lifetime and, with `check_on_checkout`, used within
+    /// `check_idle`; it was clean when parked and nothing touched it since).
+    /// One compare-and-swap. `None` sends `connect` to the lock.
+    #[inline]
+    fn connect_fast(&self) -> Option<ConnId> {
+        if self.track_holder {
+            return None;
+        }
+        let idx = cell::hint(self.addr())?;
+        let cell = self.cells.get(idx)?;
+        let w = cell.word.load(Ordering::Acquire);
+        if w & W_STATE != W_PARKED || self.forked() {
+            return None;
+        }
+        let now = now_ns();
+        if now >= cell.expires_at.load(Ordering::Relaxed) {
+            return None;
+        }
+        if self.options.check_on_checkout
+            && (self.check_idle_ns == 0
+                || now.saturating_sub(cell.returned_at.load(Ordering::Relaxed))
+                    > self.check_idle_ns)
+        {
+            return None;
+        }
+        let gen = State::<B::Conn>::next_gen(gen_of(w));
+        // Written before the word, for `close_stale` and leak checks, which
+        // read it once they see `W_OUT`: a thread that loses the race
+        // writes the same time as the winner, within a clock tick.
+        cell.checked_out_at.store(now, Ordering::Relaxed);
+        cell.word
+            .compare_exchange(
+                w,
+                word(gen, W_OUT | W_CLEAN),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .ok()?;
+        let n = cell.fast_checkouts.load(Ordering::Relaxed);
+        cell.fast_checkouts.store(n + 1, Ordering::Relaxed);
+        Some(ConnId::new(self.tag, idx, gen))
     }
 
     /// A connection found stale or dead at checkout: removed, then logged
@@ -1233,6 +1388,15 @@ impl<B: Backend> Shared<B> {
             WaitTimeout::Wait(d) => Some(Instant::now() + d),
             WaitTimeout::Forever => None,
         };
+        // Registered first, then a last look for parked connections: a
+        // release that parks after this look sees the count and brings its
+        // connection to the idle list (both sides SeqCst).
+        self.nwait.fetch_add(1, Ordering::SeqCst);
+        let _registered = Registered(&self.nwait);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if g.unpark_all() > 0 {
+            return Ok(Next::Search);
+        }
         let start = Instant::now();
         let handoff_at = start + HANDOFF_AFTER;
         let w = Arc::new(Waiter {
@@ -1295,26 +1459,80 @@ impl<B: Backend> Shared<B> {
         }
     }
 
+    /// The release without the lock: a clean connection within its
+    /// lifetime, with no waiter, no close pending and no debug log (which
+    /// names every return), is parked in its cell for this thread's next
+    /// checkout. One compare-and-swap. False sends `release` to the lock.
+    #[inline]
+    fn release_fast(&self, id: ConnId) -> bool {
+        if id.pool_tag() != self.tag {
+            return false;
+        }
+        let idx = id.slot();
+        let Some(cell) = self.cells.get(idx) else {
+            return false;
+        };
+        let out = word(id.generation(), W_OUT | W_CLEAN);
+        if cell.word.load(Ordering::Relaxed) != out
+            || self.nwait.load(Ordering::Relaxed) != 0
+            || self.forked()
+            || self.log.enabled(Level::Debug)
+        {
+            return false;
+        }
+        let now = now_ns();
+        if now >= cell.expires_at.load(Ordering::Relaxed) {
+            return false;
+        }
+        // This thread holds it (the word is its id's, out, in no call).
+        cell.returned_at.store(now, Ordering::Relaxed);
+        let seq = cell::note_return(self.addr(), idx);
+        cell.returned_seq.store(seq, Ordering::Relaxed);
+        let parked = word(id.generation(), W_PARKED);
+        if cell
+            .word
+            .compare_exchange(out, parked, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        // A thread began to wait meanwhile (see `wait`).
+        if self.nwait.load(Ordering::SeqCst) != 0 {
+            self.unpark_for_waiters(idx, parked);
+        }
+        true
+    }
+
+    /// A connection parked while a thread began to wait: to the idle list
+    /// and the waiters, unless a checkout took it meanwhile.
+    #[cold]
+    fn unpark_for_waiters(&self, idx: usize, parked: u64) {
+        let mut g = self.lock();
+        if g.slots.get(idx).map(|s| s.state) == Some(SlotState::Out) && g.claim(idx, parked) {
+            g.idle.push(idx as u32);
+            g.dispatch(self.options.max_connections);
+        }
+    }
+
     fn release(&self, id: ConnId) -> Result<()> {
+        if self.release_fast(id) {
+            return Ok(());
+        }
         let max = self.options.max_connections;
         let mut g = self.lock();
-        let idx = g.lookup(id, self.tag)?;
+        let (idx, w) = g.claim_out(id, self.tag)?;
         let now = now_ns();
-        let s = &mut g.slots[idx];
-        let reason = if s.lost() {
+        let reason = if w & W_LOST != 0 {
             Some(Reason::Dead)
-        } else if let Some(r) = s.close_on_return {
-            Some(r)
-        } else if now >= s.expires_at {
+        } else if w & W_CLOSE != 0 {
+            Some(Reason::Cleared)
+        } else if now >= g.cell(idx).expires_at.load(Ordering::Relaxed) {
             Some(Reason::Stale)
-        } else {
-            None
-        };
-        let reason = reason.or(if g.closed {
+        } else if g.closed {
             Some(Reason::Cleared)
         } else {
             None
-        });
+        };
         if let Some(reason) = reason {
             let (c, serial) = g.remove(idx, reason);
             g.dispatch(max);
@@ -1325,45 +1543,40 @@ impl<B: Backend> Shared<B> {
             self.close_conn(c, serial, reason);
             return Ok(());
         }
-        let s = &mut g.slots[idx];
-        s.holder = None;
+        g.slots[idx].holder = None;
         // Asked once: a backend may answer from state the question resets.
+        // Clean (the last call's end asked) means no.
         let mut in_tx_known = false;
-        if let Some(c) = s.conn_mut().filter(|c| c.checks_are_local()) {
-            match catch_unwind(AssertUnwindSafe(|| c.in_transaction())) {
-                Ok(false) => {
-                    // Nothing to roll back: back to the idle list under this
-                    // same guard (one lock round trip per release).
-                    s.state = SlotState::Idle;
-                    s.returned_at = now;
-                    let serial = s.serial;
-                    g.idle.push(idx as u32);
-                    g.dispatch(max);
-                    drop(g);
-                    plog!(self.log, Level::Debug, "Returning {serial} to pool.");
-                    return Ok(());
-                }
-                Ok(true) => in_tx_known = true,
-                Err(_) => {
-                    let (c, serial) = g.remove(idx, Reason::Dead);
-                    g.dispatch(max);
-                    drop(g);
-                    self.close_conn(c, serial, Reason::Dead);
-                    return Ok(());
-                }
+        let in_tx = if w & W_CLEAN != 0 {
+            Some(Ok(false))
+        } else {
+            g.conn_mut(idx)
+                .filter(|c| c.checks_are_local())
+                .map(|c| catch_unwind(AssertUnwindSafe(|| c.in_transaction())))
+        };
+        match in_tx {
+            Some(Ok(false)) => {
+                // Nothing to roll back: back to the idle list under this
+                // same guard (one lock round trip per release).
+                self.file_idle(g, idx, now);
+                return Ok(());
             }
+            Some(Ok(true)) => in_tx_known = true,
+            Some(Err(_)) => {
+                let (c, serial) = g.remove(idx, Reason::Dead);
+                g.dispatch(max);
+                drop(g);
+                self.close_conn(c, serial, Reason::Dead);
+                return Ok(());
+            }
+            None => {}
         }
-        let s = &mut g.slots[idx];
-        s.state = SlotState::Returning;
-        let Some(mut conn) = s.conn.take() else {
+        let Some(mut conn) = g.take_conn(idx) else {
             let _ = g.remove(idx, Reason::Dead);
             g.dispatch(max);
             return Ok(());
         };
         let rolled_back = MutexGuard::unlocked(&mut g, || {
-            let Some(conn) = ConnCell::owned_mut(&mut conn) else {
-                return Err("the connection is shared".to_string());
-            };
             catch_unwind(AssertUnwindSafe(|| {
                 if !(in_tx_known || conn.in_transaction()) {
                     return Ok(());
@@ -1372,11 +1585,10 @@ impl<B: Backend> Shared<B> {
             }))
             .unwrap_or_else(|p| Err(format!("rollback panicked: {}", panic_message(&*p))))
         });
-        let s = &mut g.slots[idx];
-        s.conn = Some(conn);
+        g.put_conn(idx, conn);
         let reason = if rolled_back.is_err() {
             Some(Reason::Dead)
-        } else if let Some(r) = s.close_on_return {
+        } else if let Some(r) = g.slots[idx].close_on_return {
             Some(r)
         } else if g.closed {
             Some(Reason::Cleared)
@@ -1397,20 +1609,28 @@ impl<B: Backend> Shared<B> {
             self.close_conn(c, serial, reason);
             return Ok(());
         }
-        let s = &mut g.slots[idx];
-        s.state = SlotState::Idle;
-        s.returned_at = now;
-        let serial = s.serial;
+        self.file_idle(g, idx, now);
+        Ok(())
+    }
+
+    /// A released connection (the lock governs it) to the idle list, and
+    /// to the waiters.
+    fn file_idle(&self, mut g: Guard<'_, B::Conn>, idx: usize, now: u64) {
+        g.slots[idx].state = SlotState::Idle;
+        let cell = g.cell(idx);
+        cell.returned_at.store(now, Ordering::Relaxed);
+        let seq = cell::note_return(self.addr(), idx);
+        cell.returned_seq.store(seq, Ordering::Relaxed);
+        let serial = g.slots[idx].serial;
         g.idle.push(idx as u32);
-        g.dispatch(max);
+        g.dispatch(self.options.max_connections);
         drop(g);
         plog!(self.log, Level::Debug, "Returning {serial} to pool.");
-        Ok(())
     }
 
     fn manual_close(&self, id: ConnId) -> Result<()> {
         let mut g = self.lock();
-        let idx = g.lookup(id, self.tag)?;
+        let (idx, _) = g.claim_out(id, self.tag)?;
         let (c, serial) = g.remove(idx, Reason::Manual);
         g.dispatch(self.options.max_connections);
         drop(g);
@@ -1418,13 +1638,19 @@ impl<B: Backend> Shared<B> {
         Ok(())
     }
 
+    /// Every idle connection (parked ones too) out of its slot, to be
+    /// closed outside the lock.
+    fn take_idle(g: &mut State<B::Conn>) -> Vec<(Option<B::Conn>, u64)> {
+        g.unpark_all();
+        let idle = std::mem::take(&mut g.idle);
+        idle.into_iter()
+            .map(|idx| g.remove(idx as usize, Reason::Cleared))
+            .collect()
+    }
+
     fn close_idle(&self) -> usize {
         let mut g = self.lock();
-        let idle = std::mem::take(&mut g.idle);
-        let mut out = Vec::with_capacity(idle.len());
-        for idx in idle {
-            out.push(g.remove(idx as usize, Reason::Cleared));
-        }
+        let out = Self::take_idle(&mut g);
         g.dispatch(self.options.max_connections);
         drop(g);
         let n = out.len();
@@ -1438,21 +1664,42 @@ impl<B: Backend> Shared<B> {
         let now = now_ns();
         let age = ns(age);
         let mut g = self.lock();
+        let cells = self.cells.clone();
         let mut out = Vec::new();
         let mut n = 0;
         for idx in 0..g.slots.len() {
-            let s = &mut g.slots[idx];
-            if s.state != SlotState::InUse
-                || s.revoked.is_some()
-                || now.saturating_sub(s.checked_out_at) < age
-            {
+            let (SlotState::Out, Some(cell)) = (g.slots[idx].state, cells.get(idx)) else {
                 continue;
-            }
-            n += 1;
-            if s.revoke_call() {
-                s.revoked = Some(Reason::Reclaimed);
-            } else {
-                out.push(g.remove(idx, Reason::Reclaimed));
+            };
+            let mut w = cell.word.load(Ordering::Acquire);
+            loop {
+                let state = w & W_STATE;
+                let old = now.saturating_sub(cell.checked_out_at.load(Ordering::Relaxed)) >= age;
+                if !old || !(state == W_OUT || state == W_CALL) || w & W_REVOKED != 0 {
+                    break;
+                }
+                if state == W_CALL {
+                    // Its call's end closes it.
+                    match cell.word.compare_exchange(
+                        w,
+                        w | W_REVOKED,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {
+                            g.slots[idx].revoked = Some(Reason::Reclaimed);
+                            n += 1;
+                            break;
+                        }
+                        Err(now_w) => w = now_w,
+                    }
+                } else if g.claim(idx, w) {
+                    out.push(g.remove(idx, Reason::Reclaimed));
+                    n += 1;
+                    break;
+                } else {
+                    w = cell.word.load(Ordering::Acquire);
+                }
             }
         }
         g.dispatch(self.options.max_connections);
@@ -1463,19 +1710,42 @@ impl<B: Backend> Shared<B> {
         n
     }
 
+    /// Add `bit` to the word of a slot that is out (`W_OUT` or `W_CALL`);
+    /// false when it is not, or was parked meanwhile.
+    fn mark_out(cell: &ConnCell<B::Conn>, bit: u64) -> bool {
+        cell.word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                matches!(w & W_STATE, W_OUT | W_CALL).then_some(w | bit)
+            })
+            .is_ok()
+    }
+
     fn close_all(&self) {
         let mut g = self.lock();
-        for s in g.slots.iter_mut() {
-            if matches!(
-                s.state,
-                SlotState::InUse | SlotState::Reserved | SlotState::Returning
-            ) && s.close_on_return.is_none()
-            {
-                s.close_on_return = Some(Reason::Cleared);
+        // Idle ones first (parked ones too), so that none is left that a
+        // thread could take without the lock and keep.
+        let mut out = Self::take_idle(&mut g);
+        for idx in 0..g.slots.len() {
+            match g.slots[idx].state {
+                SlotState::Reserved | SlotState::Returning => {
+                    let s = &mut g.slots[idx];
+                    s.close_on_return.get_or_insert(Reason::Cleared);
+                }
+                // Parked since `take_idle`: closed now.
+                SlotState::Out if !Self::mark_out(g.cell(idx), W_CLOSE) => {
+                    let w = g.cell(idx).word.load(Ordering::Acquire);
+                    if w & W_STATE == W_PARKED && g.claim(idx, w) {
+                        out.push(g.remove(idx, Reason::Cleared));
+                    }
+                }
+                _ => {}
             }
         }
+        g.dispatch(self.options.max_connections);
         drop(g);
-        self.close_idle();
+        for (c, serial) in out {
+            self.close_conn(c, serial, Reason::Cleared);
+        }
     }
 
     fn shutdown(&self) {
@@ -1489,21 +1759,29 @@ impl<B: Backend> Shared<B> {
             w.grant.store(GRANT_CLOSED, Ordering::Relaxed);
             w.cv.notify_one();
         }
-        let mut out = Vec::new();
-        for idx in std::mem::take(&mut g.idle) {
-            out.push(g.remove(idx as usize, Reason::Cleared));
-        }
+        let mut out = Self::take_idle(&mut g);
         for idx in 0..g.slots.len() {
-            let s = &mut g.slots[idx];
-            if s.state != SlotState::InUse {
+            if g.slots[idx].state != SlotState::Out {
                 continue;
             }
-            if s.revoked.is_some() && s.in_call() {
-                // Already revoked (close_stale): its call's end closes it.
-            } else if s.revoke_call() {
-                s.revoked = Some(Reason::Cleared);
-            } else {
-                out.push(g.remove(idx, Reason::Cleared));
+            loop {
+                let w = g.cell(idx).word.load(Ordering::Acquire);
+                match w & W_STATE {
+                    W_CALL if w & W_REVOKED != 0 => break, // close_stale's: its end closes it
+                    W_CALL => {
+                        if Self::mark_out(g.cell(idx), W_REVOKED) {
+                            g.slots[idx].revoked = Some(Reason::Cleared);
+                            break;
+                        }
+                    }
+                    W_OUT | W_PARKED => {
+                        if g.claim(idx, w) {
+                            out.push(g.remove(idx, Reason::Cleared));
+                            break;
+                        }
+                    }
+                    _ => break,
+                }
             }
         }
         drop(g);
@@ -1516,41 +1794,82 @@ impl<B: Backend> Shared<B> {
     }
 
     fn with_conn<R>(&self, id: ConnId, f: impl FnOnce(&mut B::Conn) -> Result<R>) -> Result<R> {
-        let g = self.lock();
-        let idx = g.lookup(id, self.tag)?;
-        let Some(cell) = g.slots[idx].conn.as_deref() else {
+        if self.forked() {
+            // Forget the parent's connections first (its ids die).
+            drop(self.lock());
+        }
+        if id.is_null() || id.pool_tag() != self.tag {
+            return Err(Error::invalid_handle());
+        }
+        let idx = id.slot();
+        let Some(cell) = self.cells.get(idx) else {
             return Err(Error::invalid_handle());
         };
-        // No call is in flight (`lookup`) and we hold the lock: this call
-        // takes the connection. A lost link from an earlier call is kept.
-        let before = cell.flags.load(Ordering::Relaxed) | IN_CALL;
-        cell.flags.store(before, Ordering::Relaxed);
-        let cell: *const ConnCell<B::Conn> = cell;
-        drop(g);
-        // SAFETY: the cell stays allocated until IN_CALL is cleared: a
-        // lock holder takes a slot's connection out only when no call is in
-        // flight on it (`lookup`, `in_call`, `revoke_call`; `remove` leaks
-        // one in a call rather than free it), a fork child forgets it, and
-        // the pool cannot be dropped while `&self` is borrowed. While
-        // IN_CALL is set, this thread alone reaches `conn` (see `ConnCell`).
-        let cell = unsafe { &*cell };
-        let r = catch_unwind(AssertUnwindSafe(|| f(unsafe { &mut *cell.conn.get() })));
-        let lost = match &r {
-            Ok(Err(e)) => e.is_connection_lost(),
-            Ok(Ok(_)) => false,
-            Err(_) => true,
+        let gen = id.generation();
+        let mut w = cell.word.load(Ordering::Relaxed);
+        // The call takes the connection; a lost link from an earlier call
+        // is kept, and whether it is clean is asked again at the end.
+        let before = loop {
+            if gen_of(w) != gen {
+                return Err(Error::invalid_handle());
+            }
+            match w & W_STATE {
+                W_OUT => {}
+                W_CALL if w & W_REVOKED == 0 => return Err(Error::busy()),
+                _ => return Err(Error::invalid_handle()),
+            }
+            let call = (w & !(W_STATE | W_CLEAN)) | W_CALL;
+            match cell
+                .word
+                .compare_exchange_weak(w, call, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => break call,
+                Err(now) => w = now,
+            }
         };
-        let after = (before & !IN_CALL) | if lost { LOST } else { 0 };
-        if cell
-            .flags
-            .compare_exchange(before, after, Ordering::Release, Ordering::Relaxed)
-            .is_err()
-        {
-            // Revoked during the call (close_stale, shutdown).
-            self.end_revoked_call(idx, id, cell, after);
+        // SAFETY: this thread set W_CALL, so until it clears it only this
+        // thread reaches the connection (see `cell`), and the cell stays
+        // where it is while the pool lives, which `&self` guarantees.
+        let conn = unsafe { cell.conn() };
+        let r = catch_unwind(AssertUnwindSafe(|| match conn.as_mut() {
+            Some(c) => {
+                let r = f(c);
+                let lost = matches!(&r, Err(e) if e.is_connection_lost());
+                let clean = !lost && c.checks_are_local() && !c.in_transaction() && !c.is_closed();
+                (r, lost, clean)
+            }
+            None => (Err(Error::invalid_handle()), false, false),
+        }));
+        let (lost, clean) = match &r {
+            Ok((_, lost, clean)) => (*lost, *clean),
+            Err(_) => (true, false),
+        };
+        let mut w = before;
+        loop {
+            if gen_of(w) != gen || w & W_STATE != W_CALL || w & W_REVOKED != 0 {
+                // Revoked during the call (close_stale, shutdown), or
+                // forgotten by a fork child.
+                self.end_revoked_call(idx, id, cell);
+                break;
+            }
+            let mut after = (w & !W_STATE) | W_OUT;
+            if lost {
+                after |= W_LOST;
+            }
+            if clean && after & W_LOST == 0 {
+                after |= W_CLEAN;
+            }
+            match cell
+                .word
+                .compare_exchange(w, after, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                // close_all marked it meanwhile.
+                Err(now) => w = now,
+            }
         }
         match r {
-            Ok(r) => r,
+            Ok((r, _, _)) => r,
             Err(p) => resume_unwind(p),
         }
     }
@@ -1558,26 +1877,34 @@ impl<B: Backend> Shared<B> {
     /// The end of a call revoked while it ran: the connection is closed
     /// now (`Slot::revoked` says why).
     #[cold]
-    fn end_revoked_call(&self, idx: usize, id: ConnId, cell: &ConnCell<B::Conn>, after: u8) {
+    fn end_revoked_call(&self, idx: usize, id: ConnId, cell: &ConnCell<B::Conn>) {
         let mut g = self.lock();
-        cell.flags.store(after, Ordering::Release);
-        let s = &g.slots[idx];
-        let ours = s.state == SlotState::InUse
-            && s.gen == id.generation()
-            && s.conn.as_deref().is_some_and(|c| std::ptr::eq(c, cell));
+        let w = cell.word.load(Ordering::Acquire);
+        let ours = g.slots.get(idx).map(|s| s.state) == Some(SlotState::Out)
+            && gen_of(w) == id.generation()
+            && w & W_STATE == W_CALL
+            && w & W_REVOKED != 0;
         // Not ours: a fork child forgot the parent's connection meanwhile.
-        if let (true, Some(reason)) = (ours, s.revoked) {
-            let (c, serial) = g.remove(idx, reason);
-            g.dispatch(self.options.max_connections);
-            drop(g);
-            self.close_conn(c, serial, reason);
+        if !ours {
+            return;
         }
+        // Nothing else changes a revoked call's word, and the lock is held.
+        cell.word
+            .store(word(id.generation(), W_LOCKED), Ordering::Relaxed);
+        let reason = g.slots[idx].revoked.unwrap_or(Reason::Cleared);
+        let (c, serial) = g.remove(idx, reason);
+        g.dispatch(self.options.max_connections);
+        drop(g);
+        self.close_conn(c, serial, reason);
     }
 
     fn stats(&self) -> Stats {
         let g = self.lock();
         let c = &g.counters;
-        let idle = g.idle.len() as u64;
+        let idle = (g.idle.len() + g.parked()) as u64;
+        let fast_checkouts: u64 = (0..g.slots.len())
+            .map(|idx| g.cell(idx).fast_checkouts.load(Ordering::Relaxed))
+            .sum();
         let open = g.open as u64;
         Stats {
             max_connections: self.options.max_connections as u64,
@@ -1593,7 +1920,7 @@ impl<B: Backend> Shared<B> {
             closed_manual: c.closed_manual,
             closed_reclaimed: c.closed_reclaimed,
             closed_cleared: c.closed_cleared,
-            checkouts: c.checkouts,
+            checkouts: c.checkouts + fast_checkouts,
             timeouts: c.timeouts,
             wait_us_total: c.wait_us_total,
             leaks: c.leaks,

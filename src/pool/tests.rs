@@ -125,3 +125,136 @@ fn a_short_timeout_still_gets_a_connection_released_in_time() {
         "no waiter with a {timeout:?} timeout ever got the connection released while it waited"
     );
 }
+
+/// A clean connection given back is parked in its cell: the same thread's
+/// next checkout, its calls and its release take no lock, and the pool
+/// still counts it idle, then in use, and counts the checkout.
+#[test]
+fn a_thread_takes_back_its_parked_connection_without_the_lock() {
+    let p = one_conn_pool();
+    let p2 = p.clone();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (parked_tx, parked_rx) = mpsc::channel();
+    let (out_tx, out_rx) = mpsc::channel();
+    let t = thread::spawn(move || {
+        let id = p2.connect().unwrap();
+        p2.release(id).unwrap();
+        parked_tx.send(()).unwrap();
+        go_rx.recv().unwrap();
+        let id = p2.connect().unwrap();
+        let executed = p2.execute(id, "x", &[]).is_ok();
+        out_tx.send(executed).unwrap();
+        go_rx.recv().unwrap();
+        p2.release(id).unwrap();
+        out_tx.send(true).unwrap();
+    });
+    parked_rx.recv().unwrap();
+    let s = p.stats();
+    assert_eq!((s.open, s.idle, s.in_use, s.checkouts), (1, 1, 0, 1));
+    let g = p.shared().state.lock();
+    go_tx.send(()).unwrap();
+    let executed = out_rx.recv_timeout(Duration::from_secs(2));
+    drop(g);
+    assert_eq!(executed, Ok(true), "checkout or call waited for the lock");
+    let s = p.stats();
+    assert_eq!((s.open, s.idle, s.in_use, s.checkouts), (1, 0, 1, 2));
+    let g = p.shared().state.lock();
+    go_tx.send(()).unwrap();
+    let released = out_rx.recv_timeout(Duration::from_secs(2));
+    drop(g);
+    assert_eq!(released, Ok(true), "release waited for the lock");
+    t.join().unwrap();
+    assert_eq!(p.stats().opened_total, 1);
+}
+
+/// Another thread finds a connection parked by this one (through the
+/// lock): no second connection is opened in a pool of one.
+#[test]
+fn a_parked_connection_serves_another_thread() {
+    let p = one_conn_pool();
+    let id = p.connect().unwrap();
+    p.release(id).unwrap();
+    let p2 = p.clone();
+    let got = thread::spawn(move || p2.connect().map(|id| p2.release(id)))
+        .join()
+        .unwrap();
+    assert!(matches!(got, Ok(Ok(()))), "{got:?}");
+    let s = p.stats();
+    assert_eq!((s.opened_total, s.checkouts, s.idle), (1, 2, 1));
+    // ... and what the other thread parked, this one takes back.
+    let id = p.connect().unwrap();
+    p.release(id).unwrap();
+    assert_eq!(p.stats().opened_total, 1);
+}
+
+/// A waiter must not miss a connection parked as it registers: many
+/// threads over one connection, every checkout served, no timeout.
+#[test]
+fn no_checkout_misses_a_connection_parked_while_it_waits() {
+    let p = Pool::new(
+        Nothing,
+        PoolOptions {
+            max_connections: 1,
+            timeout: WaitTimeout::Wait(Duration::from_secs(10)),
+            ..PoolOptions::default()
+        },
+    );
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let p = p.clone();
+            thread::spawn(move || {
+                for _ in 0..5_000 {
+                    let id = p.connect().unwrap();
+                    p.release(id).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let s = p.stats();
+    assert_eq!(
+        (s.opened_total, s.checkouts, s.timeouts, s.idle, s.waiting),
+        (1, 20_000, 0, 1, 0)
+    );
+}
+
+/// `close_all`, `close_idle`, `close_stale` and `shutdown` reach parked
+/// connections and ones checked out without the lock.
+#[test]
+fn closing_reaches_parked_and_lock_free_checkouts() {
+    let p = one_conn_pool();
+    let id = p.connect().unwrap();
+    p.release(id).unwrap();
+    p.close_all();
+    let s = p.stats();
+    assert_eq!((s.open, s.idle, s.closed_cleared), (0, 0, 1));
+
+    let id = p.connect().unwrap();
+    p.release(id).unwrap();
+    assert_eq!(p.close_idle(), 1);
+    assert_eq!(p.stats().open, 0);
+
+    let id = p.connect().unwrap();
+    p.release(id).unwrap();
+    let id = p.connect().unwrap(); // Taken back without the lock.
+    assert_eq!(p.close_stale(Duration::ZERO), 1);
+    assert!(p.release(id).is_err(), "a revoked id is refused");
+    assert_eq!(p.stats().closed_reclaimed, 1);
+
+    let id = p.connect().unwrap();
+    p.release(id).unwrap();
+    let id = p.connect().unwrap();
+    p.close_all(); // Marked: closed when it comes back.
+    p.release(id).unwrap();
+    assert_eq!(p.stats().open, 0);
+    assert_eq!(p.stats().closed_cleared, 3);
+
+    let id = p.connect().unwrap();
+    p.release(id).unwrap();
+    p.shutdown();
+    let s = p.stats();
+    assert_eq!((s.open, s.idle, s.closed_cleared), (0, 0, 4));
+    assert!(p.connect().is_err(), "closed");
+}
