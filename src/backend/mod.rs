@@ -51,6 +51,13 @@ pub trait Connection: Send + 'static {
         false
     }
 
+    /// Whether a release would find nothing to do: the checks are local,
+    /// the connection is not broken and no transaction is open. The pool
+    /// asks it at the end of every call (one dispatch rather than three).
+    fn is_clean(&mut self) -> bool {
+        self.checks_are_local() && !self.is_closed() && !self.in_transaction()
+    }
+
     /// Run a statement; the number of rows it changed.
     fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64>;
 
@@ -145,6 +152,9 @@ impl Connection for AnyConn {
     }
     fn checks_are_local(&self) -> bool {
         each_conn!(self, c => c.checks_are_local())
+    }
+    fn is_clean(&mut self) -> bool {
+        each_conn!(self, c => c.is_clean())
     }
     fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
         each_conn!(self, c => c.execute(sql, params))

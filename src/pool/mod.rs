@@ -1835,7 +1835,7 @@ impl<B: Backend> Shared<B> {
             Some(c) => {
                 let r = f(c);
                 let lost = matches!(&r, Err(e) if e.is_connection_lost());
-                let clean = !lost && c.checks_are_local() && !c.in_transaction() && !c.is_closed();
+                let clean = !lost && c.is_clean();
                 (r, lost, clean)
             }
             None => (Err(Error::invalid_handle()), false, false),
