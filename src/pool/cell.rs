@@ -28,7 +28,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::marker::PhantomData;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 /// The pool's lock governs the slot.
 pub(super) const W_LOCKED: u64 = 0;
@@ -118,6 +118,11 @@ impl<C> ConnCell<C> {
 /// under the pool's lock and freed with the table.
 pub(super) struct Cells<C> {
     buckets: [AtomicPtr<ConnCell<C>>; BUCKETS],
+    /// Some cell may be parked: set by a release that parks (after its
+    /// compare-and-swap, SeqCst), cleared by a holder of the lock that then
+    /// looks at every cell (`State::unpark`). Spares that look while
+    /// nothing is parked, which is the rule while threads queue.
+    pub(super) maybe_parked: AtomicBool,
     /// Owns the cells: `Send`/`Sync` as theirs are.
     _cells: PhantomData<Box<[ConnCell<C>]>>,
 }
@@ -130,6 +135,7 @@ impl<C> Cells<C> {
     pub(super) fn new() -> Cells<C> {
         Cells {
             buckets: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            maybe_parked: AtomicBool::new(false),
             _cells: PhantomData,
         }
     }

@@ -878,17 +878,31 @@ impl<C: Connection> State<C> {
     /// Move parked connections that `pick` chooses (by their cell) into the
     /// idle list, which stays ordered by the time they came back; how many.
     fn unpark(&mut self, mut pick: impl FnMut(&ConnCell<C>) -> bool) -> usize {
-        let mut moved = 0;
+        // SeqCst: a release that parks after this sees the flag cleared and
+        // sets it again, or its cell is seen below (see `release_fast`).
+        let flag = &self.cells.maybe_parked;
+        if !flag.load(Ordering::SeqCst) || !flag.swap(false, Ordering::SeqCst) {
+            return 0;
+        }
+        let (mut moved, mut left) = (0, false);
         for idx in 0..self.slots.len() {
             if self.slots[idx].state != SlotState::Out {
                 continue;
             }
             let cell = self.cell(idx);
-            let w = cell.word.load(Ordering::Relaxed);
-            if w & W_STATE == W_PARKED && pick(cell) && self.claim(idx, w) {
+            let w = cell.word.load(Ordering::SeqCst);
+            if w & W_STATE != W_PARKED {
+                continue;
+            }
+            if !pick(cell) {
+                left = true;
+            } else if self.claim(idx, w) {
                 self.idle.push(idx as u32);
                 moved += 1;
             }
+        }
+        if left {
+            self.cells.maybe_parked.store(true, Ordering::SeqCst);
         }
         if moved > 0 {
             let cells = &*self.cells;
@@ -1074,6 +1088,7 @@ impl<B: Backend> Shared<B> {
             st.free_slots.push(i as u32);
         }
         st.free_slots.reverse();
+        st.cells.maybe_parked.store(false, Ordering::Relaxed);
         self.nwait.store(0, Ordering::Relaxed);
         // Parent threads' waiters do not exist here; just forget them.
         std::mem::forget(std::mem::take(&mut st.waiters));
@@ -1495,6 +1510,11 @@ impl<B: Backend> Shared<B> {
             .is_err()
         {
             return false;
+        }
+        // For the next look under the lock (`State::unpark`).
+        let cells = &self.cells;
+        if !cells.maybe_parked.load(Ordering::SeqCst) {
+            cells.maybe_parked.store(true, Ordering::SeqCst);
         }
         // A thread began to wait meanwhile (see `wait`).
         if self.nwait.load(Ordering::SeqCst) != 0 {
