@@ -21,9 +21,9 @@
 //!   waiter; `close_*`, `shutdown`, maintenance, stats) takes the lock,
 //!   which claims a cell from the paths without it by a compare-and-swap.
 //!   `is_closed` and `in_transaction` run under the lock only when the
-//!   connection says they are plain memory reads (`checks_are_local`,
-//!   SQLite), which makes a checkout and a release one lock round trip each
-//!   even there.
+//!   connection says they are plain memory reads (`checks_are_local`:
+//!   SQLite, PostgreSQL), which makes a checkout and a release one lock
+//!   round trip each even there; otherwise they run outside it.
 //!
 //! Waiters: a returned connection goes to the idle list (for the next
 //! checkout, usually the releasing thread's) while no waiter has waited
@@ -338,6 +338,7 @@ pub(crate) struct Shared<B: Backend> {
     /// goes through the lock (to the idle list and the waiters) instead of
     /// parking its connection.
     nwait: AtomicUsize,
+    /// Wakes the maintenance thread (shutdown).
     maint_cv: Condvar,
     /// The maintenance thread, joined by `shutdown`.
     maint: maintenance::Thread,
@@ -1072,8 +1073,9 @@ impl<B: Backend> Shared<B> {
             s.close_on_return = None;
             s.revoked = None;
             if s.state == SlotState::Retired || w & W_STATE == W_CALL {
-                // The parent's call (made by this thread before it forked)
-                // still holds the connection: leave it be, for good.
+                // A call of the parent holds the connection (this thread
+                // forked inside it, or a thread the child does not have was
+                // in it): leave it be, for good.
                 cell.word.store(word(gen, W_LOCKED), Ordering::Relaxed);
                 s.state = SlotState::Retired;
                 continue;
