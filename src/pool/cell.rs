@@ -112,11 +112,14 @@ impl<C> ConnCell<C> {
     }
 }
 
-/// The cells, in buckets that double in size (16, 32, 64, ... cells), so
-/// the table grows without moving a cell: a thread holding a reference to
-/// one (in a call) is never left with a dangling one. Buckets are added
-/// under the pool's lock and freed with the table.
+/// The cells: the first 16 in the table itself (one load fewer on every
+/// step of a small pool), the rest in buckets that double in size (32, 64,
+/// ... cells), so the table grows without moving a cell: a thread holding
+/// a reference to one (in a call) is never left with a dangling one.
+/// Buckets are added under the pool's lock and freed with the table.
 pub(super) struct Cells<C> {
+    first: [ConnCell<C>; 1 << FIRST_BITS],
+    /// Bucket `b` (from 1) holds `bucket_len(b)` cells; 0 is `first`.
     buckets: [AtomicPtr<ConnCell<C>>; BUCKETS],
     /// Some cell may be parked: set by a release that parks (after its
     /// compare-and-swap, SeqCst), cleared by a holder of the lock that then
@@ -134,6 +137,7 @@ const BUCKETS: usize = 17;
 impl<C> Cells<C> {
     pub(super) fn new() -> Cells<C> {
         Cells {
+            first: std::array::from_fn(|_| ConnCell::empty()),
             buckets: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             maybe_parked: AtomicBool::new(false),
             _cells: PhantomData,
@@ -155,6 +159,9 @@ impl<C> Cells<C> {
     /// bucket before its first slot).
     #[inline]
     pub(super) fn get(&self, idx: usize) -> Option<&ConnCell<C>> {
+        if let Some(c) = self.first.get(idx) {
+            return Some(c);
+        }
         let (b, off) = Self::locate(idx);
         let p = self.buckets.get(b)?.load(Ordering::Acquire);
         if p.is_null() {
@@ -169,7 +176,7 @@ impl<C> Cells<C> {
     /// writer at a time).
     pub(super) fn make(&self, idx: usize) -> &ConnCell<C> {
         let (b, _) = Self::locate(idx);
-        if self.buckets[b].load(Ordering::Acquire).is_null() {
+        if b > 0 && self.buckets[b].load(Ordering::Acquire).is_null() {
             let cells: Box<[ConnCell<C>]> = (0..Self::bucket_len(b))
                 .map(|_| ConnCell::empty())
                 .collect();
@@ -253,7 +260,8 @@ mod tests {
         assert_eq!(Cells::<u32>::locate(48), (2, 0));
         let last = super::super::MAX_SLOTS - 1;
         assert!(Cells::<u32>::locate(last).0 < BUCKETS);
-        assert!(cells.get(0).is_none());
+        assert!(cells.get(15).is_some(), "the first 16 are in the table");
+        assert!(cells.get(16).is_none());
         let mut seen = std::collections::HashSet::new();
         for idx in 0..200 {
             let c = cells.make(idx) as *const ConnCell<u32>;
