@@ -12,8 +12,8 @@
 //! reads the source without expanding macros; `tests/ffi_abi.rs` checks that
 //! every `#[no_mangle]` function in this directory uses it.
 //!
-//! Opaque pointers never meet a bare `as` cast in an export: [`ArcHandle`]
-//! and [`BoxHandle`] say what backs each one.
+//! Opaque pointers never meet a bare `as` cast in an export: `ArcHandle`
+//! and `BoxHandle` say what backs each one.
 
 #![allow(non_camel_case_types)]
 #![allow(clippy::not_unsafe_ptr_arg_deref)]

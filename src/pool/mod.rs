@@ -4,7 +4,7 @@
 //! One `parking_lot::Mutex<State>` guards a slot table, a LIFO idle list and
 //! a FIFO queue of waiters. No driver call that can do I/O (connect, ping,
 //! rollback, execute, close) ever runs under the lock. Each slot's
-//! connection lives in a [`ConnCell`] that never moves, whose atomic word
+//! connection lives in a `ConnCell` that never moves, whose atomic word
 //! holds the id's generation and who governs the slot (see `cell`):
 //!
 //! - A statement runs on the connection in its cell: one compare-and-swap
