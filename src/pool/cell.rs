@@ -205,20 +205,26 @@ impl<C> Drop for Cells<C> {
 }
 
 thread_local! {
-    /// The pool (by address) and slot this thread last gave a connection
-    /// back to, and how many it has given back: its next checkout from that
-    /// pool tries that cell first.
+    /// The pool (by address) and slot of the connection this thread last
+    /// parked (0 for none), and how many it has given back: its next
+    /// checkout from that pool tries that cell first.
     static HINT: Cell<(usize, usize, u64)> = const { Cell::new((0, 0, 0)) };
 }
 
-/// Notes that the calling thread gives back slot `idx` of `pool`; the
-/// number of this return among the thread's, for the cell's
-/// `returned_seq`.
+/// Notes that the calling thread gives a connection back to `pool`,
+/// parked in slot `parked` (the thread's next checkout tries it) or not
+/// (the hint is cleared: a connection filed under the lock is never
+/// parked, and trying its cell would only read a line another CPU may be
+/// writing). The number of this return among the thread's, for the
+/// cell's `returned_seq`.
 #[inline]
-pub(super) fn note_return(pool: usize, idx: usize) -> u64 {
+pub(super) fn note_return(pool: usize, parked: Option<usize>) -> u64 {
     HINT.try_with(|h| {
         let seq = h.get().2 + 1;
-        h.set((pool, idx, seq));
+        h.set(match parked {
+            Some(idx) => (pool, idx, seq),
+            None => (0, 0, seq),
+        });
         seq
     })
     .unwrap_or(0)

@@ -1503,7 +1503,7 @@ impl<B: Backend> Shared<B> {
         }
         // This thread holds it (the word is its id's, out, in no call).
         cell.returned_at.store(now, Ordering::Relaxed);
-        let seq = cell::note_return(self.addr(), idx);
+        let seq = cell::note_return(self.addr(), Some(idx));
         cell.returned_seq.store(seq, Ordering::Relaxed);
         let parked = word(id.generation(), W_PARKED);
         if cell
@@ -1641,7 +1641,7 @@ impl<B: Backend> Shared<B> {
         g.slots[idx].state = SlotState::Idle;
         let cell = g.cell(idx);
         cell.returned_at.store(now, Ordering::Relaxed);
-        let seq = cell::note_return(self.addr(), idx);
+        let seq = cell::note_return(self.addr(), None);
         cell.returned_seq.store(seq, Ordering::Relaxed);
         let serial = g.slots[idx].serial;
         g.idle.push(idx as u32);
