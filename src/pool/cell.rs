@@ -20,9 +20,9 @@
 //!   `W_OUT`. A holder of the lock may only add `W_REVOKED` or `W_CLOSE`.
 //!
 //! Every change of the word is a compare-and-swap from the exact value
-//! seen (or a store by a holder of the lock while it is `W_LOCKED`, where
-//! nothing else changes it), so an id whose generation is not the word's
-//! can change nothing. Release/Acquire on the word orders the connection's
+//! seen, or a store by a holder of the lock where nothing without the lock
+//! changes it (`W_LOCKED`, or a revoked call's end), so an id whose
+//! generation is not the word's can change nothing. Release/Acquire on the word orders the connection's
 //! use by the threads it passes between.
 
 use std::cell::{Cell, UnsafeCell};
@@ -46,8 +46,9 @@ pub(super) const W_LOST: u64 = 4;
 pub(super) const W_REVOKED: u64 = 8;
 /// Close it when it comes back (`close_all`).
 pub(super) const W_CLOSE: u64 = 16;
-/// Its checks are local (SQLite) and, as of the last call's end, say it is
-/// neither in a transaction nor broken: a release may park it as it is.
+/// Its checks are local (SQLite, PostgreSQL) and, as of the last call's
+/// end or its checkout, say it is neither in a transaction nor broken: a
+/// release may park it as it is.
 pub(super) const W_CLEAN: u64 = 32;
 
 #[inline]
