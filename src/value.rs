@@ -144,9 +144,7 @@ impl ResultBuilder {
             set.header_id = header.id;
             set.header_len = header.data.len();
         }
-        set.nrows = 0;
-        set.rows_affected = 0;
-        ResultBuilder { set, in_row: 0 }
+        Self::on(set)
     }
 
     /// A builder for `ncols` columns on the thread's spare result, holding
@@ -156,6 +154,11 @@ impl ResultBuilder {
         Self::start(&mut set, ncols, cells, data);
         set.header_id = 0;
         set.header_len = 0;
+        Self::on(set)
+    }
+
+    /// A builder on `set`, whose names are in place: no rows yet.
+    fn on(mut set: Box<ResultSet>) -> ResultBuilder {
         set.nrows = 0;
         set.rows_affected = 0;
         ResultBuilder { set, in_row: 0 }

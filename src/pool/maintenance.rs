@@ -4,6 +4,7 @@
 //! (down to `min_connections`) and idle ones past their lifetime, refills to
 //! `min_connections`, and reports leaks once.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,7 +16,6 @@ use super::clock::{now_ns, ns};
 use super::log::{plog, Level};
 use super::{Reason, Shared, SlotState};
 use crate::backend::{Backend, Connection};
-use std::sync::atomic::Ordering;
 
 fn tick(options: &crate::config::PoolOptions) -> Duration {
     let mut t = Duration::from_secs(1);
@@ -114,10 +114,10 @@ impl<B: Backend> Shared<B> {
         }
         let mut out = Vec::new();
         // Parked connections this round may close join the idle list.
-        let limit = self.options.idle_timeout.map(ns);
+        let idle_limit = self.options.idle_timeout.map(ns);
         g.unpark(|c| {
             now >= c.expires_at.load(Ordering::Relaxed)
-                || limit
+                || idle_limit
                     .is_some_and(|l| now.saturating_sub(c.returned_at.load(Ordering::Relaxed)) > l)
         });
         // Idle connections past their lifetime.
@@ -132,8 +132,7 @@ impl<B: Backend> Shared<B> {
             }
         }
         // Idle longer than idle_timeout, oldest first, down to min_connections.
-        if let Some(limit) = self.options.idle_timeout {
-            let limit = ns(limit);
+        if let Some(limit) = idle_limit {
             let mut i = 0;
             while i < g.idle.len() && g.open > min {
                 let idx = g.idle[i] as usize;
@@ -152,9 +151,10 @@ impl<B: Backend> Shared<B> {
             let cells = self.cells.clone();
             for (idx, s) in g.slots.iter_mut().enumerate() {
                 let Some(cell) = cells.get(idx) else { continue };
-                let out = matches!(cell.word.load(Ordering::Acquire) & W_STATE, W_OUT | W_CALL);
+                let checked_out =
+                    matches!(cell.word.load(Ordering::Acquire) & W_STATE, W_OUT | W_CALL);
                 let held = now.saturating_sub(cell.checked_out_at.load(Ordering::Relaxed));
-                if s.state == SlotState::Out && out && !s.leak_reported && held > limit {
+                if s.state == SlotState::Out && checked_out && !s.leak_reported && held > limit {
                     s.leak_reported = true;
                     let (name, tid) = match &s.holder {
                         Some(t) => (

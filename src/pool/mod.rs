@@ -1308,7 +1308,6 @@ impl<B: Backend> Shared<B> {
         match self.check_in_memory(&mut g, idx, now) {
             Verdict::Alive => {
                 g.idle.pop();
-                g.slots[idx].state = SlotState::Reserved;
                 Some(g.checkout(idx, self.tag, now, self.track_holder))
             }
             _ => None,
